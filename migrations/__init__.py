@@ -1,0 +1,1 @@
+"""Alembic migrations of the dav_cms schema (installed as ``dav_cms.migrations``)."""

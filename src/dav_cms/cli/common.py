@@ -1,0 +1,37 @@
+"""Helpers shared by the subcommands: the database option and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+
+from dav_cms.config import ENV_DATABASE_URL, ensure_sqlite_dir, resolve_database_url
+from dav_cms.db.migrate import ensure_schema
+
+
+class CliError(Exception):
+    """An error the command reports in one line (``usage`` errors exit 2)."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    """``--database-url`` with the documented fallbacks."""
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=(
+            f"SQLAlchemy URL (sqlite:///PATH or postgresql://...); default: ${ENV_DATABASE_URL}, "
+            "else the SQLite file in the data directory"
+        ),
+    )
+
+
+def database_url(args: argparse.Namespace, *, prepare: bool = True) -> str:
+    """The URL the command works on; with ``prepare``, a database at the current schema."""
+    url = resolve_database_url(getattr(args, "database_url", None))
+    if prepare:
+        ensure_sqlite_dir(url)
+        ensure_schema(url)
+    return url

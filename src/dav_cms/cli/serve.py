@@ -1,0 +1,92 @@
+"""``dav-cms serve``: Radicale with dav_cms's plugins, on one process or several."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Any
+
+from radicale import log as radicale_log
+from radicale import server as radicale_server
+from sqlalchemy import func, select
+
+from dav_cms import radicale_config
+from dav_cms.cli.common import CliError, add_database_option
+from dav_cms.config import ensure_sqlite_dir
+from dav_cms.db.migrate import ensure_schema
+from dav_cms.db.models import User
+from dav_cms.db.session import get_engine
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+    """Add ``serve``."""
+    parser = subparsers.add_parser("serve", help="run the CardDAV/CalDAV server")
+    parser.add_argument("--host", help=f"address to listen on (default {radicale_config.DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, help=f"port to listen on (default {radicale_config.DEFAULT_PORT})"
+    )
+    parser.add_argument("--config", metavar="FILE", help="Radicale INI file with dav_cms's sections")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="server processes (more than 1 runs gunicorn; use PostgreSQL for that)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log every request in detail")
+    add_database_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prepare the database and serve until interrupted."""
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1", usage=True)
+    overrides = {"logging": {"level": "debug"}} if args.debug else {}
+    configuration, url = radicale_config.build(
+        args.config, args.database_url, args.host, args.port, overrides
+    )
+    ensure_sqlite_dir(url)
+    ensure_schema(url)
+    _hint_first_user(configuration, url)
+    if args.workers > 1:
+        from dav_cms.cli.workers import serve_workers  # noqa: PLC0415 - gunicorn only here
+
+        return serve_workers(configuration, url, args.workers)
+    radicale_log.setup()
+    radicale_log.set_level(
+        configuration.get("logging", "level"),
+        configuration.get("logging", "backtrace_on_debug"),
+    )
+    shutdown, shutdown_out = socket.socketpair()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        shutdown.close()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
+    shown = get_engine(url).url.render_as_string(hide_password=True)
+    hosts = ", ".join(radicale_config.format_hosts(*h[:2]) for h in configuration.get("server", "hosts"))
+    print(f"dav-cms serving http://{hosts}/ from {shown}", file=sys.stderr, flush=True)
+    try:
+        radicale_server.serve(configuration, shutdown_out)
+    except OSError as exc:
+        msg = f"cannot listen on {hosts}: {exc}"
+        raise CliError(msg) from exc
+    return 0
+
+
+def _hint_first_user(configuration: Any, url: str) -> None:  # noqa: ANN401
+    if configuration.get("auth", "type") != "dav_cms.auth":
+        return
+    with get_engine(url).connect() as connection:
+        count = connection.execute(select(func.count()).select_from(User)).scalar_one()
+    if count == 0:
+        print(
+            "dav-cms: no accounts yet, so nobody can log in; create one with:\n"
+            "    dav-cms user add LOGIN",
+            file=sys.stderr,
+        )

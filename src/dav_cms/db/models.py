@@ -1,0 +1,111 @@
+"""The tables dav_cms keeps: users, collections, items and the sync change log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dav_cms.db.base import Base
+
+# SQLite only gives an auto-incrementing rowid alias to INTEGER PRIMARY KEY.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class User(Base):
+    """An account that can log in over DAV."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    login: Mapped[str] = mapped_column(String(255), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Collection(Base):
+    """A calendar, an address book, or a plain folder (principal, parents)."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # Sanitised path without leading or trailing slash; "" is the root.
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    parent_path: Mapped[str | None] = mapped_column(Text, index=True)
+    owner: Mapped[str] = mapped_column(Text, default="")
+    # "VCALENDAR", "VADDRESSBOOK" or "" (mirrors props["tag"]).
+    tag: Mapped[str] = mapped_column(String(16), default="")
+    props: Mapped[str] = mapped_column(Text, default="{}")
+    # Random per creation: a recreated collection never accepts an old sync token.
+    instance: Mapped[str] = mapped_column(String(32))
+    # Bumped on every item change; names a state of the collection in sync tokens.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Tokens below this revision can no longer be answered (tombstones pruned).
+    sync_floor: Mapped[int] = mapped_column(BigInteger, default=0)
+    modified: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Item(Base):
+    """One calendar object or vCard, kept as text with its listing columns."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "href"),
+        UniqueConstraint("collection_id", "uid"),
+        Index(None, "collection_id", "component_name", "start_ts", "end_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE")
+    )
+    href: Mapped[str] = mapped_column(Text)
+    # NULL when the item has no UID; NULLs never collide in the unique constraint.
+    uid: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(32))
+    component_name: Mapped[str] = mapped_column(String(32))
+    start_ts: Mapped[int] = mapped_column(BigInteger)
+    end_ts: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    modified: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+
+
+class Change(Base):
+    """RFC 6578 change log: the revision at which each href last changed."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index(None, "collection_id", "revision"),)
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    href: Mapped[str] = mapped_column(Text, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds

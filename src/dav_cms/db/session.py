@@ -1,0 +1,97 @@
+"""Engines: one per database URL and process, tuned for each backend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from dav_cms.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` with the driver dav_cms uses for its backend.
+
+    ``postgresql://`` and ``postgres://`` mean psycopg 3; anything that is not
+    SQLite or PostgreSQL is refused with a message saying what is supported.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        msg = f"not a database URL: {url!r} (expected sqlite:///PATH or postgresql://...)"
+        raise ConfigurationError(msg) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        elif parsed.drivername != "postgresql+psycopg":
+            msg = f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql+psycopg"
+            raise ConfigurationError(msg)
+    elif backend != "sqlite":
+        msg = f"unsupported database {backend!r}: dav_cms runs on SQLite or PostgreSQL"
+        raise ConfigurationError(msg)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+        # Let SQLAlchemy's BEGIN statements drive transactions (pysqlite's own
+        # implicit transaction handling would defer them past our BEGIN IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:  # noqa: ANN401
+        mode = conn.get_execution_options().get("dav_cms_begin", "BEGIN")
+        conn.exec_driver_sql(mode)
+
+
+def make_engine(url: str) -> Engine:
+    """Create a new engine for ``url`` (callers normally use :func:`get_engine`)."""
+    url = normalise_url(url)
+    kwargs: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "postgresql":
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        kwargs.update(connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def get_engine(url: str) -> Engine:
+    """Return this process's engine for ``url``, creating it on first use."""
+    key = normalise_url(url)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = make_engine(key)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (used after fork and by tests)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

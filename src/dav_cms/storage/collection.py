@@ -1,0 +1,305 @@
+"""A Radicale collection whose items, properties and change log live in SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, overload
+
+from radicale import item as radicale_item
+from radicale import storage as radicale_storage
+from radicale.item import filter as radicale_filter
+from sqlalchemy import delete, select, update
+
+from dav_cms.db.models import Collection as CollectionRow
+from dav_cms.db.models import Item as ItemRow
+from dav_cms.storage import sync
+from dav_cms.storage.errors import translate_errors
+from dav_cms.storage.items import (
+    ItemValues,
+    http_date,
+    is_safe_href,
+    select_items,
+    to_item,
+)
+
+if TYPE_CHECKING:
+    from dav_cms.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+# Rows fetched per round trip when streaming a listing.
+STREAM_BATCH = 500
+# hrefs per IN (...) clause of a multiget.
+MULTIGET_BATCH = 500
+
+
+COLLECTION_COLUMNS = (
+    CollectionRow.id,
+    CollectionRow.path,
+    CollectionRow.props,
+    CollectionRow.instance,
+    CollectionRow.revision,
+    CollectionRow.sync_floor,
+    CollectionRow.modified,
+)
+
+
+@dataclass
+class CollectionState:
+    """The collection row as this request saw it (kept current by its own writes)."""
+
+    id: int | None
+    props: dict[str, str]
+    instance: str
+    revision: int
+    sync_floor: int
+    modified: int
+
+    @classmethod
+    def of(cls, row: Any) -> CollectionState:  # noqa: ANN401
+        """State of a row of :data:`COLLECTION_COLUMNS`."""
+        return cls(
+            id=row.id,
+            props=json.loads(row.props),
+            instance=row.instance,
+            revision=row.revision,
+            sync_floor=row.sync_floor,
+            modified=row.modified,
+        )
+
+
+class Collection(radicale_storage.BaseCollection):
+    """Radicale's collection contract over the ``collections`` and ``items`` tables."""
+
+    def __init__(self, storage: Storage, path: str, state: CollectionState) -> None:
+        super().__init__()
+        self._storage = storage
+        self._path = path
+        self._state = state
+
+    @property
+    def path(self) -> str:
+        """Sanitised path without leading or trailing slash."""
+        return self._path
+
+    @property
+    def id(self) -> int | None:
+        """Primary key of the row (None for the root before anything is stored in it)."""
+        return self._state.id
+
+    def _require_id(self) -> int:
+        if self._state.id is None:
+            self._state = self._storage.materialise(self._path)
+        assert self._state.id is not None
+        return self._state.id
+
+    # -- reading --------------------------------------------------------
+
+    def get_multi(
+        self, hrefs: Iterable[str]
+    ) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        """Fetch several items with one query per batch of hrefs."""
+        wanted = list(dict.fromkeys(hrefs))
+        if self._state.id is None:
+            for href in wanted:
+                yield href, None
+            return
+        with self._storage.transactions.session() as session:
+            for start in range(0, len(wanted), MULTIGET_BATCH):
+                batch = wanted[start : start + MULTIGET_BATCH]
+                stmt = select_items(self._state.id).where(ItemRow.href.in_(batch))
+                found = {row.href: to_item(self, row) for row in session.execute(stmt)}
+                for href in batch:
+                    yield href, found.get(href)
+
+    def get_all(self) -> Iterator[radicale_item.Item]:
+        """Stream every item (in batches: the collection is never held in memory)."""
+        if self._state.id is None:
+            return
+        stmt = select_items(self._state.id).order_by(ItemRow.id)
+        yield from self._stream(stmt)
+
+    def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
+        with self._storage.transactions.session() as session:
+            result = session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+            for row in result:
+                yield to_item(self, row)
+
+    def get_filtered(
+        self, filters: Iterable[ET.Element]
+    ) -> Iterator[tuple[radicale_item.Item, bool]]:
+        """Answer component and time-range filters in SQL; say when that is the whole match."""
+        if not self.tag or self._state.id is None:
+            return
+        tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
+        stmt = select_items(self._state.id)
+        if tag is not None:
+            stmt = stmt.where(ItemRow.component_name == tag)
+        if start > radicale_filter.TIMESTAMP_MIN or end < radicale_filter.TIMESTAMP_MAX:
+            stmt = stmt.where(ItemRow.start_ts < end, ItemRow.end_ts > start)
+        for item in self._stream(stmt.order_by(ItemRow.id)):
+            item_start, item_end = item.time_range
+            yield item, simple and (start <= item_start or item_end <= end)
+
+    def has_uid(self, uid: str) -> bool:
+        """One indexed lookup of (collection, uid)."""
+        if self._state.id is None or not uid:
+            return False
+        with self._storage.transactions.session() as session:
+            stmt = (
+                select(ItemRow.id)
+                .where(ItemRow.collection_id == self._state.id, ItemRow.uid == uid)
+                .limit(1)
+            )
+            return session.execute(stmt).first() is not None
+
+    # -- writing --------------------------------------------------------
+
+    @translate_errors
+    def upload(
+        self, href: str, item: radicale_item.Item
+    ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+        """Create or replace the item at ``href``; return (new, old)."""
+        if not is_safe_href(href):
+            msg = f"unsafe or too long item name: {href!r}"
+            raise ValueError(msg)
+        values = ItemValues.of(item)
+        collection_id = self._require_id()
+        session = self._storage.write_session()
+        old_row = session.execute(
+            select_items(collection_id).where(ItemRow.href == href)
+        ).first()
+        old_item = to_item(self, old_row) if old_row is not None else None
+        revision = sync.bump_revision(session, collection_id)
+        now = self._storage.now()
+        columns = {**values.columns(), "revision": revision, "modified": now}
+        if old_row is None:
+            session.execute(
+                ItemRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    collection_id=collection_id, href=href, **columns
+                )
+            )
+        else:
+            session.execute(update(ItemRow).where(ItemRow.id == old_row.id).values(**columns))
+        sync.record_change(session, collection_id, href, revision, deleted=False)
+        self._after_write(revision, now)
+        new_item = radicale_item.Item(
+            collection=self,
+            href=href,
+            last_modified=http_date(now),
+            text=values.text,
+            etag=values.etag,
+            uid=values.uid or "",
+            name=values.name,
+            component_name=values.component_name,
+            time_range=(values.start_ts, values.end_ts),
+        )
+        return new_item, old_item
+
+    @translate_errors
+    def delete(self, href: str | None = None) -> None:
+        """Delete one item, or (``href`` None) the collection with everything below it."""
+        if href is None:
+            self._storage.delete_collection_tree(self._path)
+            return
+        if self._state.id is None or not is_safe_href(href):
+            raise radicale_storage.ComponentNotFoundError(href)
+        session = self._storage.write_session()
+        result = session.execute(
+            delete(ItemRow).where(
+                ItemRow.collection_id == self._state.id, ItemRow.href == href
+            )
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise radicale_storage.ComponentNotFoundError(href)
+        self.note_removed(session, href)
+
+    def note_removed(self, session: Any, href: str) -> None:  # noqa: ANN401
+        """Record the deletion of ``href`` (already removed) in the change log."""
+        collection_id = self._require_id()
+        revision = sync.bump_revision(session, collection_id)
+        sync.record_change(session, collection_id, href, revision, deleted=True)
+        sync.prune_tombstones(session, collection_id, self._storage.max_sync_token_age)
+        self._after_write(revision, self._storage.now())
+
+    def _after_write(self, revision: int, now: int) -> None:
+        self._state.revision = revision
+        self._state.modified = now
+
+    # -- properties -----------------------------------------------------
+
+    @overload
+    def get_meta(self, key: None = None) -> Mapping[str, str]: ...
+
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+
+    def get_meta(self, key: str | None = None) -> Mapping[str, str] | str | None:
+        """Collection properties, as loaded with the collection (no extra query)."""
+        if key is None:
+            return self._state.props
+        return self._state.props.get(key)
+
+    @translate_errors
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        """Replace the collection's properties."""
+        clean = dict(radicale_item.check_and_sanitize_props(dict(props)))
+        collection_id = self._require_id()
+        session = self._storage.write_session()
+        now = self._storage.now()
+        session.execute(
+            update(CollectionRow)
+            .where(CollectionRow.id == collection_id)
+            .values(
+                props=json.dumps(clean, sort_keys=True),
+                tag=clean.get("tag", ""),
+                modified=now,
+            )
+        )
+        self._state.props = clean
+        self._state.modified = now
+
+    @property
+    def last_modified(self) -> str:
+        """When an item or a property last changed."""
+        return http_date(self._state.modified)
+
+    @property
+    def etag(self) -> str:
+        """Changes whenever an item or a property changes; costs no query."""
+        digest = hashlib.sha256()
+        digest.update(f"{self._state.instance}/{self._state.revision}/".encode())
+        digest.update(json.dumps(self._state.props, sort_keys=True).encode())
+        return f'"{digest.hexdigest()}"'
+
+    # -- sync -------------------------------------------------------------
+
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        """The current token and the hrefs changed since ``old_token``."""
+        if self._state.id is None:
+            if old_token:
+                msg = f"unknown sync token: {old_token!r}"
+                raise sync.InvalidSyncToken(msg)
+            return sync.make_token("0" * 32, 0), []
+        with self._storage.transactions.session() as session:
+            row = session.execute(
+                select(*COLLECTION_COLUMNS).where(CollectionRow.id == self._state.id)
+            ).first()
+            if row is None:
+                msg = "the collection no longer exists"
+                raise sync.InvalidSyncToken(msg)
+            token = sync.make_token(row.instance, row.revision)
+            if not old_token:
+                hrefs = session.scalars(
+                    select(ItemRow.href).where(ItemRow.collection_id == row.id)
+                ).all()
+                return token, hrefs
+            since = sync.parse_token(old_token, row.instance, row.revision, row.sync_floor)
+            if since == row.revision:
+                return token, []
+            return token, sync.changed_hrefs(session, row.id, since)

@@ -1,0 +1,280 @@
+"""The tree of collections: discovery, creation, replacement, moves and deletion."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+from radicale import item as radicale_item
+from radicale import pathutils, types
+from radicale import storage as radicale_storage
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from dav_cms.db.models import Collection as CollectionRow
+from dav_cms.db.models import Item as ItemRow
+from dav_cms.db.upsert import insert_ignore
+from dav_cms.storage import sync
+from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
+from dav_cms.storage.items import ItemValues, is_safe_href, select_items, to_item
+
+if TYPE_CHECKING:
+    from dav_cms.storage import Storage
+
+INSERT_BATCH = 500
+ChildContext = Callable[[str, str | None], ContextManager[None]]
+
+
+def _parent(path: str) -> str | None:
+    if not path:
+        return None
+    return path.rpartition("/")[0]
+
+
+def _ancestors(path: str) -> list[str]:
+    """"" and every proper prefix of ``path``, outermost first."""
+    parts = path.split("/") if path else []
+    return [""] + ["/".join(parts[:depth]) for depth in range(1, len(parts))] if parts else []
+
+
+def _no_context(_path: str, _href: str | None) -> ContextManager[None]:
+    return nullcontext()
+
+
+class CollectionLayout:
+    """Collections addressed by path, as rows of the ``collections`` table."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    # -- lookups ------------------------------------------------------------
+
+    def load(self, session: Session, path: str) -> CollectionState | None:
+        """The collection at ``path``; inside a write request its row is locked.
+
+        The row lock serialises writers of one collection across server
+        processes (If-Match, UID checks and revisions stay exact) while writers
+        of other collections go on in parallel.
+        """
+        stmt = select(*COLLECTION_COLUMNS).where(CollectionRow.path == path)
+        if self._storage.transactions.writing:
+            stmt = stmt.with_for_update()
+        row = session.execute(stmt).first()
+        if row is not None:
+            return CollectionState.of(row)
+        if path == "":
+            return CollectionState(None, {}, "0" * 32, 0, 0, 0)
+        return None
+
+    def discover(
+        self,
+        session: Session,
+        path: str,
+        depth: str,
+        child_context: ChildContext | None,
+        user_groups: set[str],
+    ) -> Iterator[types.CollectionOrItem]:
+        """What Radicale's ``discover`` yields, from indexed lookups."""
+        context = child_context or _no_context
+        state = self.load(session, path)
+        if state is None:
+            yield from self._discover_item(session, path)
+            return
+        collection = Collection(self._storage, path, state)
+        yield collection
+        if depth == "0":
+            return
+        for item in collection.get_all():
+            with context(path, item.href):
+                yield item
+        children = session.execute(
+            select(*COLLECTION_COLUMNS)
+            .where(CollectionRow.parent_path == path)
+            .order_by(CollectionRow.path)
+        ).all()
+        for row in children:
+            with context(row.path, None):
+                yield Collection(self._storage, row.path, CollectionState.of(row))
+        yield from self._group_collections(session, user_groups, context)
+
+    def _discover_item(self, session: Session, path: str) -> Iterator[radicale_item.Item]:
+        parent = _parent(path)
+        href = path.rpartition("/")[2]
+        if parent is None or not is_safe_href(href):
+            return
+        state = self.load(session, parent)
+        if state is None or state.id is None:
+            return
+        row = session.execute(select_items(state.id).where(ItemRow.href == href)).first()
+        if row is not None:
+            yield to_item(Collection(self._storage, parent, state), row)
+
+    def _group_collections(
+        self, session: Session, user_groups: set[str], context: ChildContext
+    ) -> Iterator[Collection]:
+        folder = self._storage._group_collections_folder  # noqa: SLF001
+        if not folder or not user_groups:
+            return
+        for group in sorted(user_groups):
+            encoded = base64.b64encode(group.encode("utf-8")).decode("ascii")
+            path = f"{folder}/{encoded}"
+            row = session.execute(
+                select(*COLLECTION_COLUMNS).where(CollectionRow.path == path)
+            ).first()
+            if row is not None:
+                with context(path, None):
+                    yield Collection(self._storage, path, CollectionState.of(row))
+
+    # -- creation -------------------------------------------------------------
+
+    def _new_row(self, path: str, props: Mapping[str, str] | None = None) -> dict[str, Any]:
+        clean = dict(props or {})
+        return {
+            "path": path,
+            "parent_path": _parent(path),
+            "owner": path.split("/", 1)[0],
+            "tag": clean.get("tag", ""),
+            "props": json.dumps(clean, sort_keys=True),
+            "instance": secrets.token_hex(16),
+            "revision": 0,
+            "sync_floor": 0,
+            "modified": self._storage.now(),
+        }
+
+    def ensure_plain(self, session: Session, path: str) -> CollectionState:
+        """Create ``path`` and its parents as plain collections where missing."""
+        for ancestor in [*_ancestors(path), path]:
+            insert_ignore(
+                session, CollectionRow.__table__,  # type: ignore[arg-type]
+                self._new_row(ancestor), keys=("path",),
+            )
+        state = self.load(session, path)
+        assert state is not None
+        assert state.id is not None
+        return state
+
+    def create(
+        self,
+        session: Session,
+        path: str,
+        items: Iterable[radicale_item.Item] | None,
+        props: Mapping[str, str] | None,
+    ) -> tuple[Collection, dict[str, radicale_item.Item], list[str]]:
+        """Radicale's ``create_collection``: make, or replace with ``props`` and ``items``."""
+        if not props:
+            state = self.ensure_plain(session, path)
+            return Collection(self._storage, path, state), {}, []
+        clean = dict(radicale_item.check_and_sanitize_props(dict(props)))
+        if path:
+            parent = _parent(path)
+            assert parent is not None
+            self.ensure_plain(session, parent)
+        old = self.load(session, path)
+        old_items: dict[str, radicale_item.Item] = {}
+        if old is not None and old.id is not None:
+            old_collection = Collection(self._storage, path, old)
+            old_items = {item.href: item for item in old_collection.get_all() if item.href}
+            self.delete_tree(session, path)
+        session.execute(insert(CollectionRow).values(**self._new_row(path, clean)))
+        state = self.load(session, path)
+        assert state is not None
+        assert state.id is not None
+        collection = Collection(self._storage, path, state)
+        hrefs: list[str] = []
+        if items is not None and clean.get("tag") in ("VCALENDAR", "VADDRESSBOOK"):
+            suffix = ".ics" if clean["tag"] == "VCALENDAR" else ".vcf"
+            hrefs = self._insert_all(session, collection, items, suffix)
+        replaced = {href: old_items[href] for href in hrefs if href in old_items}
+        new_hrefs = [href for href in hrefs if href not in old_items]
+        return collection, replaced, new_hrefs
+
+    def _insert_all(
+        self, session: Session, collection: Collection,
+        items: Iterable[radicale_item.Item], suffix: str,
+    ) -> list[str]:
+        collection_id = collection.id
+        assert collection_id is not None
+        used: set[str] = set()
+        batch: list[dict[str, Any]] = []
+        now = self._storage.now()
+        revision = 1
+        for item in items:
+            values = ItemValues.of(item)
+            href = _free_href(values.uid or "", values.etag, suffix, used)
+            used.add(href)
+            batch.append({
+                "collection_id": collection_id, "href": href,
+                "revision": revision, "modified": now, **values.columns(),
+            })
+            if len(batch) >= INSERT_BATCH:
+                session.execute(insert(ItemRow), batch)
+                batch = []
+        if batch:
+            session.execute(insert(ItemRow), batch)
+        if used:
+            session.execute(
+                update(CollectionRow)
+                .where(CollectionRow.id == collection_id)
+                .values(revision=revision, modified=now)
+            )
+            collection._after_write(revision, now)  # noqa: SLF001
+        return list(used)
+
+    # -- moves and deletion -----------------------------------------------------
+
+    def move(
+        self, session: Session, item: radicale_item.Item,
+        to_collection: Collection, to_href: str,
+    ) -> None:
+        """Move ``item`` to ``to_href`` of ``to_collection``, replacing what is there."""
+        if not is_safe_href(to_href):
+            raise pathutils.UnsafePathError(to_href)
+        source = item.collection
+        assert isinstance(source, Collection)
+        assert item.href is not None
+        source_id = source._require_id()  # noqa: SLF001
+        target_id = to_collection._require_id()  # noqa: SLF001
+        if source_id == target_id and item.href == to_href:
+            return
+        row_id = session.execute(
+            select(ItemRow.id).where(
+                ItemRow.collection_id == source_id, ItemRow.href == item.href)
+        ).scalar()
+        if row_id is None:
+            raise radicale_storage.ComponentNotFoundError(item.href)
+        session.execute(
+            delete(ItemRow).where(ItemRow.collection_id == target_id, ItemRow.href == to_href)
+        )
+        source.note_removed(session, item.href)
+        revision = sync.bump_revision(session, target_id)
+        now = self._storage.now()
+        session.execute(
+            update(ItemRow).where(ItemRow.id == row_id).values(
+                collection_id=target_id, href=to_href, revision=revision, modified=now)
+        )
+        sync.record_change(session, target_id, to_href, revision, deleted=False)
+        to_collection._after_write(revision, now)  # noqa: SLF001
+
+    def delete_tree(self, session: Session, path: str) -> None:
+        """Delete the collection at ``path`` and every collection below it."""
+        below = CollectionRow.path.startswith(f"{path}/", autoescape=True)
+        condition = (CollectionRow.path == path) | below if path else CollectionRow.path.is_not(None)
+        session.execute(delete(CollectionRow).where(condition))
+
+
+def _free_href(uid: str, etag: str, suffix: str, used: set[str]) -> str:
+    """The href Radicale's file storage would pick for an item of a new collection."""
+    candidates = []
+    if uid:
+        candidates.append(uid if uid.lower().endswith(suffix.lower()) else uid + suffix)
+    candidates.append(etag.strip('"') + suffix)
+    for href in candidates:
+        if is_safe_href(href) and href not in used:
+            return href
+    return radicale_item.find_available_uid(
+        lambda href: href in used or not is_safe_href(href), suffix)
