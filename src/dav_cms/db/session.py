@@ -89,9 +89,14 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def dispose_engines() -> None:
-    """Close every pooled connection (used after fork and by tests)."""
+def dispose_engines(*, close: bool = True) -> None:
+    """Forget every engine and its pooled connections.
+
+    Before forking worker processes, and in each child after the fork with
+    ``close=False`` (the parent's connections must not be closed from a child,
+    nor shared by two processes).
+    """
     with _engines_lock:
         for engine in _engines.values():
-            engine.dispose()
+            engine.dispose(close=close)
         _engines.clear()

@@ -54,6 +54,11 @@ class Storage(radicale_storage.BaseStorage):
         engine = get_engine(self.database_url)
         self.transactions = Transactions(engine)
         self.max_sync_token_age: int = configuration.get("storage", "max_sync_token_age")
+        self.max_rrule_occurrence: int = configuration.get(
+            "server", "max_vevent_rrule_occurrence"
+        )
+        # Larger items are hidden from reads, as Radicale's file storage does.
+        self.max_resource_size: int = configuration.get("server", "max_resource_size")
         self._layout = CollectionLayout(self)
         group_folder = configuration.get("group", "group_collections_folder")
         self._group_collections_folder: str = pathutils.strip_path(

@@ -21,6 +21,7 @@ from dav_cms.storage import sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
+    fits_size,
     http_date,
     is_safe_href,
     select_items,
@@ -103,25 +104,39 @@ class Collection(radicale_storage.BaseCollection):
     def get_multi(
         self, hrefs: Iterable[str]
     ) -> Iterator[tuple[str, radicale_item.Item | None]]:
-        """Fetch several items with one query per batch of hrefs."""
+        """Fetch several items with one query per batch of hrefs.
+
+        An item larger than ``max_resource_size`` is left out altogether, as
+        Radicale's file storage does (reported missing, a syncing client would
+        delete its copy).
+        """
         wanted = list(dict.fromkeys(hrefs))
         if self._state.id is None:
             for href in wanted:
                 yield href, None
             return
+        max_size = self._storage.max_resource_size
         with self._storage.transactions.session() as session:
             for start in range(0, len(wanted), MULTIGET_BATCH):
                 batch = wanted[start : start + MULTIGET_BATCH]
                 stmt = select_items(self._state.id).where(ItemRow.href.in_(batch))
-                found = {row.href: to_item(self, row) for row in session.execute(stmt)}
+                found = {row.href: row for row in session.execute(stmt)}
                 for href in batch:
-                    yield href, found.get(href)
+                    row = found.get(href)
+                    if row is None:
+                        yield href, None
+                    elif fits_size(row, max_size, f"{self._path}/{href}"):
+                        yield href, to_item(self, row)
 
     def get_all(self) -> Iterator[radicale_item.Item]:
-        """Stream every item (in batches: the collection is never held in memory)."""
+        """Stream every item within ``max_resource_size`` (as Radicale's file storage)."""
+        yield from self.iter_items(self._storage.max_resource_size)
+
+    def iter_items(self, max_size: int | None = None) -> Iterator[radicale_item.Item]:
+        """Stream the items (of at most ``max_size`` bytes), in batches: never all in memory."""
         if self._state.id is None:
             return
-        stmt = select_items(self._state.id).order_by(ItemRow.id)
+        stmt = select_items(self._state.id, max_size).order_by(ItemRow.id)
         yield from self._stream(stmt)
 
     def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
@@ -137,7 +152,7 @@ class Collection(radicale_storage.BaseCollection):
         if not self.tag or self._state.id is None:
             return
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
-        stmt = select_items(self._state.id)
+        stmt = select_items(self._state.id, self._storage.max_resource_size)
         if tag is not None:
             stmt = stmt.where(ItemRow.component_name == tag)
         if start > radicale_filter.TIMESTAMP_MIN or end < radicale_filter.TIMESTAMP_MAX:

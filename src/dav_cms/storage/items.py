@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from dav_cms.db.models import Item as ItemRow
 if TYPE_CHECKING:
     from dav_cms.storage.collection import Collection
 
+logger = logging.getLogger(__name__)
+
 # Columns a listing needs: everything Radicale's Item carries.
 ITEM_COLUMNS = (
     ItemRow.id,
@@ -27,6 +30,7 @@ ITEM_COLUMNS = (
     ItemRow.end_ts,
     ItemRow.text,
     ItemRow.modified,
+    ItemRow.size,
 )
 
 # Longest href we accept, in UTF-8 bytes (what common file systems allow, so
@@ -48,9 +52,28 @@ def is_safe_href(href: str) -> bool:
     )
 
 
-def select_items(collection_id: int) -> Select[Any]:
-    """SELECT of the listing columns of one collection's items."""
-    return select(*ITEM_COLUMNS).where(ItemRow.collection_id == collection_id)
+def select_items(
+    collection_id: int, max_size: int | None = None
+) -> Select[*tuple[Any, ...]]:
+    """SELECT of the listing columns of one collection's items.
+
+    With ``max_size``, items of more bytes are left out (``max_resource_size``).
+    """
+    stmt = select(*ITEM_COLUMNS).where(ItemRow.collection_id == collection_id)
+    if max_size is not None:
+        stmt = stmt.where(ItemRow.size <= max_size)
+    return stmt
+
+
+def fits_size(row: Any, max_size: int, path: str) -> bool:  # noqa: ANN401
+    """Whether the item ``row`` (at ``path``) has at most ``max_size`` bytes; log it if not."""
+    if row.size <= max_size:
+        return True
+    logger.warning(
+        "item skipped because its size exceeds max_resource_size %d > %d: %r",
+        row.size, max_size, path,
+    )
+    return False
 
 
 def to_item(collection: Collection, row: Any) -> radicale_item.Item:  # noqa: ANN401

@@ -21,7 +21,7 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.upsert import insert_ignore
 from dav_cms.storage import sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
-from dav_cms.storage.items import ItemValues, is_safe_href, select_items, to_item
+from dav_cms.storage.items import ItemValues, fits_size, is_safe_href, select_items, to_item
 
 if TYPE_CHECKING:
     from dav_cms.storage import Storage
@@ -89,7 +89,8 @@ class CollectionLayout:
         yield collection
         if depth == "0":
             return
-        for item in collection.get_all():
+        # Listed whatever their size, as by Radicale's file storage.
+        for item in collection.iter_items():
             with context(path, item.href):
                 yield item
         children = session.execute(
@@ -111,7 +112,7 @@ class CollectionLayout:
         if state is None or state.id is None:
             return
         row = session.execute(select_items(state.id).where(ItemRow.href == href)).first()
-        if row is not None:
+        if row is not None and fits_size(row, self._storage.max_resource_size, path):
             yield to_item(Collection(self._storage, parent, state), row)
 
     def _group_collections(
@@ -167,8 +168,8 @@ class CollectionLayout:
     ) -> tuple[Collection, dict[str, radicale_item.Item], list[str]]:
         """Radicale's ``create_collection``: make, or replace with ``props`` and ``items``."""
         if not props:
-            state = self.ensure_plain(session, path)
-            return Collection(self._storage, path, state), {}, []
+            plain = self.ensure_plain(session, path)
+            return Collection(self._storage, path, plain), {}, []
         clean = dict(radicale_item.check_and_sanitize_props(dict(props)))
         if path:
             parent = _parent(path)
@@ -178,7 +179,7 @@ class CollectionLayout:
         old_items: dict[str, radicale_item.Item] = {}
         if old is not None and old.id is not None:
             old_collection = Collection(self._storage, path, old)
-            old_items = {item.href: item for item in old_collection.get_all() if item.href}
+            old_items = {item.href: item for item in old_collection.iter_items() if item.href}
             self.delete_tree(session, path)
         session.execute(insert(CollectionRow).values(**self._new_row(path, clean)))
         state = self.load(session, path)

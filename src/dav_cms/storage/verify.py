@@ -34,7 +34,9 @@ def verify_storage(storage: Storage) -> bool:
             )
             for row in rows:
                 checked += 1
-                problem = _check_item(row.text, row.etag, row.uid, collection.tag)
+                problem = _check_item(
+                    row.text, row.etag, row.uid, collection.tag, storage.max_rrule_occurrence
+                )
                 if problem:
                     errors += 1
                     logger.error(
@@ -45,12 +47,14 @@ def verify_storage(storage: Storage) -> bool:
     return errors == 0
 
 
-def _check_item(text: str, etag: str, uid: str | None, tag: str) -> str:
+def _check_item(
+    text: str, etag: str, uid: str | None, tag: str, max_occurrence: int
+) -> str:
     if radicale_item.get_etag(text) != etag:
         return "stored etag does not match the text"
     try:
         components = radicale_item.read_components(text)
-        radicale_item.check_and_sanitize_items(components, tag=tag)
+        radicale_item.check_and_sanitize_items(components, max_occurrence, tag=tag)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a finding
         return f"does not parse: {exc}"
     if len(components) != 1:

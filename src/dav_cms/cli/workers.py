@@ -1,0 +1,71 @@
+"""``dav-cms serve --workers N``: Radicale's WSGI application on gunicorn worker processes.
+
+Each worker builds its own application (and database engine) after the fork, so
+no connection is shared between processes; all state is in the database.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from radicale import Application
+from radicale import log as radicale_log
+
+from dav_cms.db.session import dispose_engines
+from dav_cms.radicale_config import format_hosts
+
+THREADS_PER_WORKER = 4
+WORKER_TIMEOUT_SECONDS = 120
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, configuration: Any, options: dict[str, Any]) -> None:  # noqa: ANN401
+        self._configuration = configuration
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Application:
+        radicale_log.setup()
+        radicale_log.set_level(
+            self._configuration.get("logging", "level"),
+            self._configuration.get("logging", "backtrace_on_debug"),
+        )
+        return Application(self._configuration)
+
+
+def _after_fork(_server: Any, _worker: Any) -> None:  # noqa: ANN401
+    dispose_engines(close=False)
+
+
+def serve_workers(configuration: Any, database_url: str, workers: int) -> int:  # noqa: ANN401
+    """Serve with ``workers`` processes until interrupted; returns the exit status."""
+    if database_url.startswith("sqlite"):
+        print(
+            "dav-cms: note: several workers on SQLite serialise every write; "
+            "PostgreSQL is the database for --workers",
+            file=sys.stderr,
+        )
+    binds = [format_hosts(*host[:2]) for host in configuration.get("server", "hosts")]
+    options = {
+        "bind": binds,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": THREADS_PER_WORKER,
+        "timeout": WORKER_TIMEOUT_SECONDS,
+        "graceful_timeout": 10,
+        "limit_request_line": 8190,
+        "loglevel": "warning",
+        "post_fork": _after_fork,
+    }
+    print(f"dav-cms serving http://{', '.join(binds)}/ with {workers} workers",
+          file=sys.stderr, flush=True)
+    # Connections opened while preparing the database must not reach the workers.
+    dispose_engines()
+    _Gunicorn(configuration, options).run()
+    return 0
