@@ -40,17 +40,28 @@ class Dav:
         self.base_url = base_url.rstrip("/")
         self.auth = (login, password)
 
-    def request(self, method: str, path: str, body: str | bytes | None = None,
-                **headers: str) -> requests.Response:
+    def request(
+        self, method: str, path: str, body: str | bytes | None = None, **headers: str
+    ) -> requests.Response:
         data = body.encode() if isinstance(body, str) else body
         # One connection per request, closed at once: nothing leaks between tests.
         with requests.Session() as session:
-            return session.request(method, self.base_url + path, data=data, auth=self.auth,
-                                   headers=headers, timeout=TIMEOUT)
+            return session.request(
+                method,
+                self.base_url + path,
+                data=data,
+                auth=self.auth,
+                headers=headers,
+                timeout=TIMEOUT,
+            )
 
     def mkaddressbook(self, path: str, name: str = "Contacts") -> requests.Response:
-        return self.request("MKCOL", path, MKCOL_ADDRESSBOOK.format(name=name),
-                            **{"Content-Type": "application/xml"})
+        return self.request(
+            "MKCOL",
+            path,
+            MKCOL_ADDRESSBOOK.format(name=name),
+            **{"Content-Type": "application/xml"},
+        )
 
     def put(self, path: str, text: str, **headers: str) -> requests.Response:
         content_type = "text/vcard" if "BEGIN:VCARD" in text else "text/calendar"
@@ -58,13 +69,23 @@ class Dav:
 
     def sync(self, path: str, token: str = "") -> tuple[int, str, dict[str, int]]:
         """sync-collection: (HTTP status, new token, {href: status of each response})."""
-        response = self.request("REPORT", path, SYNC_COLLECTION.format(token=token),
-                                Depth="1", **{"Content-Type": "application/xml"})
+        response = self.request(
+            "REPORT",
+            path,
+            SYNC_COLLECTION.format(token=token),
+            Depth="1",
+            **{"Content-Type": "application/xml"},
+        )
         return response.status_code, sync_token(response.text), response_statuses(response.text)
 
     def calendar_query(self, path: str, start: str, end: str) -> list[str]:
-        response = self.request("REPORT", path, CALENDAR_QUERY.format(start=start, end=end),
-                                Depth="1", **{"Content-Type": "application/xml"})
+        response = self.request(
+            "REPORT",
+            path,
+            CALENDAR_QUERY.format(start=start, end=end),
+            Depth="1",
+            **{"Content-Type": "application/xml"},
+        )
         assert response.status_code == 207, response.text
         return sorted(response_statuses(response.text))
 
@@ -85,5 +106,5 @@ def response_statuses(body: str) -> dict[str, int]:
     return result
 
 
-def etag_of(response: Any) -> str:  # noqa: ANN401
+def etag_of(response: Any) -> str:
     return str(response.headers["ETag"])

@@ -11,8 +11,12 @@ from radicale import config as radicale_config
 from tests.servers import dav_cms_command
 
 
-def event(uid: str | None = None, start: str = "20260105T100000Z",
-          end: str = "20260105T110000Z", summary: str = "Meeting") -> str:
+def event(
+    uid: str | None = None,
+    start: str = "20260105T100000Z",
+    end: str = "20260105T110000Z",
+    summary: str = "Meeting",
+) -> str:
     """A VCALENDAR with one VEVENT."""
     uid = uid or uuid.uuid4().hex
     return (
@@ -34,8 +38,9 @@ def todo(uid: str | None = None, summary: str = "Task") -> str:
     )
 
 
-def vcard(uid: str | None = None, name: str = "Ada Lovelace",
-          email: str = "ada@example.org") -> str:
+def vcard(
+    uid: str | None = None, name: str = "Ada Lovelace", email: str = "ada@example.org"
+) -> str:
     """A vCard 3.0."""
     uid = uid or uuid.uuid4().hex
     family, _, given = name.partition(" ")[::-1]
@@ -63,7 +68,18 @@ def radicale_configuration(database_url: str, **sections: dict[str, Any]) -> Any
 def add_user(database_url: str, login: str, password: str) -> None:
     """Create an account with the real CLI."""
     subprocess.run(
-        [*dav_cms_command(), "user", "add", login, "--password-stdin",
-         "--database-url", database_url],
-        input=password + "\n", text=True, check=True, capture_output=True, timeout=60,
+        [
+            *dav_cms_command(),
+            "user",
+            "add",
+            login,
+            "--password-stdin",
+            "--database-url",
+            database_url,
+        ],
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )

@@ -74,9 +74,20 @@ def start_server(
     environment.pop("DAV_CMS_DATABASE_URL", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*dav_cms_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--database-url", database_url, *args],
-            stdout=log, stderr=subprocess.STDOUT, env=environment,
+            [
+                *dav_cms_command(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                *args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
         )
     server = ServerProcess(database_url, port, process, log_path, args)
     deadline = time.monotonic() + STARTUP_TIMEOUT

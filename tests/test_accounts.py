@@ -26,8 +26,15 @@ def _stored_hash(url: str, login: str) -> str:
 
 def _add_collection(session: Session, path: str, owner: str = "") -> Collection:
     row = Collection(
-        path=path, parent_path=path.rpartition("/")[0], owner=owner, tag="", props="{}",
-        instance=secrets.token_hex(16), revision=0, sync_floor=0, modified=int(time.time()),
+        path=path,
+        parent_path=path.rpartition("/")[0],
+        owner=owner,
+        tag="",
+        props="{}",
+        instance=secrets.token_hex(16),
+        revision=0,
+        sync_floor=0,
+        modified=int(time.time()),
     )
     session.add(row)
     session.flush()
@@ -82,7 +89,10 @@ def test_add_list_and_authenticate(migrated_db_url: str) -> None:
     url = migrated_db_url
     info = accounts.add_user(url, " alice ", "pw1", email="alice@example.org", display_name="Al")
     assert (info.login, info.email, info.display_name, info.disabled) == (
-        "alice", "alice@example.org", "Al", False
+        "alice",
+        "alice@example.org",
+        "Al",
+        False,
     )
     assert info.created_at.tzinfo is not None
     assert _stored_hash(url, "alice").startswith("$argon2")
@@ -147,11 +157,22 @@ def test_delete_user(migrated_db_url: str, delete_collections: bool) -> None:
         for path in sorted(others | {"al_ce", "al_ce/cal", "al_ce/cal/sub"}):
             _add_collection(session, path)
         book = _add_collection(session, "al_ce/book", owner="al_ce")
-        session.add(Item(
-            collection_id=book.id, href="a.vcf", uid="a", etag='"e"', name="VCARD",
-            component_name="VCARD", start_ts=0, end_ts=0, text="BEGIN:VCARD", size=11,
-            revision=1, modified=0,
-        ))
+        session.add(
+            Item(
+                collection_id=book.id,
+                href="a.vcf",
+                uid="a",
+                etag='"e"',
+                name="VCARD",
+                component_name="VCARD",
+                start_ts=0,
+                end_ts=0,
+                text="BEGIN:VCARD",
+                size=11,
+                revision=1,
+                modified=0,
+            )
+        )
     assert accounts.count_collections(url, "al_ce") == 4
 
     deleted = accounts.delete_user(url, "al_ce", delete_collections=delete_collections)

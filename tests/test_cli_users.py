@@ -34,7 +34,11 @@ def run_cli(tmp_path: Path) -> Run:
     def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*dav_cms_command(), "user", *args, "--database-url", url],
-            input=stdin, capture_output=True, text=True, env=environment, timeout=60,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=60,
             check=False,
         )
 
@@ -44,11 +48,19 @@ def run_cli(tmp_path: Path) -> Run:
 def _add_collections(url: str, *paths: str) -> None:
     with Session(get_engine(url)) as session, session.begin():
         for path in paths:
-            session.add(Collection(
-                path=path, parent_path=path.rpartition("/")[0], owner="", tag="",
-                props="{}", instance=secrets.token_hex(16), revision=0, sync_floor=0,
-                modified=int(time.time()),
-            ))
+            session.add(
+                Collection(
+                    path=path,
+                    parent_path=path.rpartition("/")[0],
+                    owner="",
+                    tag="",
+                    props="{}",
+                    instance=secrets.token_hex(16),
+                    revision=0,
+                    sync_floor=0,
+                    modified=int(time.time()),
+                )
+            )
 
 
 def _paths(url: str) -> set[str]:
@@ -59,8 +71,15 @@ def _paths(url: str) -> set[str]:
 def test_add_list_passwd_disable_enable(migrated_db_url: str, run_cli: Run) -> None:
     url = migrated_db_url
     result = run_cli(
-        url, "add", "alice", "--password-stdin", "--email", "alice@example.org",
-        "--display-name", "Alice Liddell", stdin="first pw\n",
+        url,
+        "add",
+        "alice",
+        "--password-stdin",
+        "--email",
+        "alice@example.org",
+        "--display-name",
+        "Alice Liddell",
+        stdin="first pw\n",
     )
     assert result.returncode == 0, result.stderr
     assert "shown once" not in result.stdout
@@ -131,25 +150,33 @@ def _check_errors(url: str, run_cli: Run, cases: list[Case]) -> None:
 def test_runtime_errors(migrated_db_url: str, run_cli: Run) -> None:
     url = migrated_db_url
     accounts.add_user(url, "alice", "pw")
-    _check_errors(url, run_cli, [
-        (("add", "alice", "--password-stdin"), "x\n", 1, "user 'alice' already exists"),
-        (("passwd", "ghost", "--password-stdin"), "x\n", 1, "no user 'ghost'"),
-        (("disable", "ghost"), "", 1, "no user 'ghost'"),
-        (("delete", "ghost", "--keep-collections", "--yes"), "", 1, "no user 'ghost'"),
-    ])
+    _check_errors(
+        url,
+        run_cli,
+        [
+            (("add", "alice", "--password-stdin"), "x\n", 1, "user 'alice' already exists"),
+            (("passwd", "ghost", "--password-stdin"), "x\n", 1, "no user 'ghost'"),
+            (("disable", "ghost"), "", 1, "no user 'ghost'"),
+            (("delete", "ghost", "--keep-collections", "--yes"), "", 1, "no user 'ghost'"),
+        ],
+    )
     assert accounts.authenticate(url, "alice", "pw")
 
 
 def test_usage_errors(sqlite_database_url: str, run_cli: Run) -> None:
     url = sqlite_database_url
     assert run_cli(url, "add", "alice", "--password-stdin", stdin="pw\n").returncode == 0
-    _check_errors(url, run_cli, [
-        (("add", "bob", "--password-stdin"), "\n", 2, "empty password"),
-        (("passwd", "alice", "--password-stdin"), "", 2, "empty password"),
-        (("add", "a/b"), "", 2, "must not contain '/'"),
-        (("delete", "alice", "--keep-collections"), "", 2, "pass --yes"),
-        (("delete", "alice", "--yes"), "", 2, "--keep-collections or --delete-collections"),
-    ])
+    _check_errors(
+        url,
+        run_cli,
+        [
+            (("add", "bob", "--password-stdin"), "\n", 2, "empty password"),
+            (("passwd", "alice", "--password-stdin"), "", 2, "empty password"),
+            (("add", "a/b"), "", 2, "must not contain '/'"),
+            (("delete", "alice", "--keep-collections"), "", 2, "pass --yes"),
+            (("delete", "alice", "--yes"), "", 2, "--keep-collections or --delete-collections"),
+        ],
+    )
     assert accounts.authenticate(url, "alice", "pw")
     assert accounts.find_user(url, "bob") is None
 
@@ -168,7 +195,8 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
 
 
 def test_interactive_prompts(
-    sqlite_database_url: str, terminal: Callable[[list[str]], None],
+    sqlite_database_url: str,
+    terminal: Callable[[list[str]], None],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = sqlite_database_url
@@ -200,14 +228,17 @@ def test_login_over_http(server: ServerProcess, run_cli: Run) -> None:
     home = f"{server.url}/alice/"
     headers = {"Depth": "0"}
 
-    response = requests.request("PROPFIND", home, auth=("alice", "s3cret pw"), headers=headers,
-                                timeout=30)
+    response = requests.request(
+        "PROPFIND", home, auth=("alice", "s3cret pw"), headers=headers, timeout=30
+    )
     assert response.status_code == 207, server.log()
-    response = requests.request("PROPFIND", home, auth=("alice", "wrong"), headers=headers,
-                                timeout=30)
+    response = requests.request(
+        "PROPFIND", home, auth=("alice", "wrong"), headers=headers, timeout=30
+    )
     assert response.status_code == 401
 
     assert run_cli(url, "disable", "alice").returncode == 0
-    response = requests.request("PROPFIND", home, auth=("alice", "s3cret pw"), headers=headers,
-                                timeout=30)
+    response = requests.request(
+        "PROPFIND", home, auth=("alice", "s3cret pw"), headers=headers, timeout=30
+    )
     assert response.status_code == 401

@@ -55,8 +55,11 @@ def test_if_match_writers_never_lose_an_update(two_servers: list[ServerProcess])
         for _ in range(ROUNDS):
             current = client.request("GET", "/alice/book/card.vcf")
             name = f"V {next(counter)}"
-            response = client.put("/alice/book/card.vcf", factories.vcard("card", name=name),
-                                  **{"If-Match": current.headers["ETag"]})
+            response = client.put(
+                "/alice/book/card.vcf",
+                factories.vcard("card", name=name),
+                **{"If-Match": current.headers["ETag"]},
+            )
             with lock:
                 if response.status_code in (200, 201, 204):
                     successes.append((current.headers["ETag"], etag_of(response), name))

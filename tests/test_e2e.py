@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import caldav
@@ -33,12 +33,14 @@ def _use_calendar(client: caldav.DAVClient) -> None:
     calendar.save_event(factories.event("jan", start="20260105T100000Z", end="20260105T110000Z"))
     calendar.save_event(factories.event("mar", start="20260305T100000Z", end="20260305T110000Z"))
     found = calendar.search(
-        start=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        end=datetime(2026, 2, 1, tzinfo=timezone.utc), event=True,
+        start=datetime(2026, 1, 1, tzinfo=UTC),
+        end=datetime(2026, 2, 1, tzinfo=UTC),
+        event=True,
     )
     assert [event.icalendar_component["uid"] for event in found] == ["jan"]
     assert {str(c.url).rstrip("/").rsplit("/", 1)[-1] for c in principal.calendars()} >= {
-        str(calendar.url).rstrip("/").rsplit("/", 1)[-1]}
+        str(calendar.url).rstrip("/").rsplit("/", 1)[-1]
+    }
     calendar.event_by_uid("mar").delete()
     assert [e.icalendar_component["uid"] for e in calendar.events()] == ["jan"]
 
@@ -54,15 +56,23 @@ def test_addressbook_put_get_delete_and_preconditions(alice: Dav) -> None:
     assert "FN:Ada Lovelace" in got.text
     assert got.headers["ETag"] == etag
     assert alice.put("/alice/contacts/ada.vcf", card, **{"If-None-Match": "*"}).status_code == 412
-    assert alice.put("/alice/contacts/ada.vcf", factories.vcard("ada", name="Ada King"),
-                     **{"If-Match": '"stale"'}).status_code == 412
-    updated = alice.put("/alice/contacts/ada.vcf", factories.vcard("ada", name="Ada King"),
-                        **{"If-Match": etag})
+    assert (
+        alice.put(
+            "/alice/contacts/ada.vcf",
+            factories.vcard("ada", name="Ada King"),
+            **{"If-Match": '"stale"'},
+        ).status_code
+        == 412
+    )
+    updated = alice.put(
+        "/alice/contacts/ada.vcf", factories.vcard("ada", name="Ada King"), **{"If-Match": etag}
+    )
     assert updated.status_code in (200, 201, 204)
     assert etag_of(updated) != etag
     assert "Ada King" in alice.request("GET", "/alice/contacts/ada.vcf").text
-    assert alice.request("DELETE", "/alice/contacts/ada.vcf",
-                         **{"If-Match": etag}).status_code == 412
+    assert (
+        alice.request("DELETE", "/alice/contacts/ada.vcf", **{"If-Match": etag}).status_code == 412
+    )
     assert alice.request("DELETE", "/alice/contacts/ada.vcf").status_code in (200, 204)
     assert alice.request("GET", "/alice/contacts/ada.vcf").status_code == 404
 
@@ -87,19 +97,23 @@ def test_malformed_items_get_400_and_nothing_is_stored(alice: Dav) -> None:
 
 def test_time_range_query(alice: Dav) -> None:
     assert alice.request("MKCALENDAR", "/alice/cal/").status_code == 201
-    alice.put("/alice/cal/jan.ics", factories.event(start="20260105T100000Z",
-                                                    end="20260105T110000Z"))
-    alice.put("/alice/cal/mar.ics", factories.event(start="20260305T100000Z",
-                                                    end="20260305T110000Z"))
+    alice.put(
+        "/alice/cal/jan.ics", factories.event(start="20260105T100000Z", end="20260105T110000Z")
+    )
+    alice.put(
+        "/alice/cal/mar.ics", factories.event(start="20260305T100000Z", end="20260305T110000Z")
+    )
     alice.put("/alice/cal/task.ics", factories.todo())
     assert alice.calendar_query("/alice/cal/", "20260101T000000Z", "20260201T000000Z") == [
-        "/alice/cal/jan.ics"]
+        "/alice/cal/jan.ics"
+    ]
     assert alice.calendar_query("/alice/cal/", "20260101T000000Z", "20261231T000000Z") == [
-        "/alice/cal/jan.ics", "/alice/cal/mar.ics"]
+        "/alice/cal/jan.ics",
+        "/alice/cal/mar.ics",
+    ]
 
 
-def test_sync_collection_across_restart(server: ServerProcess, alice: Dav,
-                                        tmp_path: Path) -> None:
+def test_sync_collection_across_restart(server: ServerProcess, alice: Dav, tmp_path: Path) -> None:
     assert alice.mkaddressbook("/alice/contacts/").status_code == 201
     alice.put("/alice/contacts/a.vcf", factories.vcard())
     alice.put("/alice/contacts/b.vcf", factories.vcard())
@@ -123,8 +137,9 @@ def test_sync_collection_across_restart(server: ServerProcess, alice: Dav,
         restarted.stop()
 
 
-def test_second_process_sees_writes_and_tokens(server: ServerProcess, alice: Dav,
-                                               tmp_path: Path) -> None:
+def test_second_process_sees_writes_and_tokens(
+    server: ServerProcess, alice: Dav, tmp_path: Path
+) -> None:
     second = start_server(server.database_url, tmp_path)
     try:
         other = Dav(second.url, "alice", PASSWORD)

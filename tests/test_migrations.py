@@ -57,8 +57,9 @@ def test_ensure_schema_names_the_upgrade_command(migrated_db_url: str) -> None:
     # by faking one the migrations know nothing newer than (simulate with base + row).
     migrate.downgrade(migrated_db_url, "base")
     with get_engine(migrated_db_url).begin() as connection:
-        connection.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
-                                "(version_num VARCHAR(32) NOT NULL)"))
+        connection.execute(
+            text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)")
+        )
         connection.execute(text("CREATE TABLE users (id INTEGER)"))
     with pytest.raises(SchemaError) as excinfo:
         migrate.ensure_schema(migrated_db_url)
@@ -66,12 +67,14 @@ def test_ensure_schema_names_the_upgrade_command(migrated_db_url: str) -> None:
 
 
 def test_concurrent_upgrades_do_not_corrupt_the_schema(db_url: str) -> None:
-    script = (
-        "import sys; from dav_cms.db import migrate; migrate.upgrade(sys.argv[1]); print('ok')"
-    )
+    script = "import sys; from dav_cms.db import migrate; migrate.upgrade(sys.argv[1]); print('ok')"
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, db_url],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     for process in processes:

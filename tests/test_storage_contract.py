@@ -13,13 +13,15 @@ from sqlalchemy import func, select
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
+from dav_cms.storage import Storage
 from tests import factories
 
 
 def _item(text: str, collection_path: str = "alice/cal") -> radicale_item.Item:
     vobject_items = radicale_item.read_components(text)
-    radicale_item.check_and_sanitize_items(vobject_items, 10000, tag=(
-        "VADDRESSBOOK" if "VCARD" in text else "VCALENDAR"))
+    radicale_item.check_and_sanitize_items(
+        vobject_items, 10000, tag=("VADDRESSBOOK" if "VCARD" in text else "VCALENDAR")
+    )
     item = radicale_item.Item(collection_path=collection_path, vobject_item=vobject_items[0])
     item.prepare()
     return item
@@ -43,8 +45,6 @@ def _get(storage: Any, path: str) -> Any:
 
 
 def test_loads_through_radicale_and_root_exists(storage: Any) -> None:
-    from dav_cms.storage import Storage
-
     assert isinstance(storage, Storage)
     root = _get(storage, "/")
     assert isinstance(root, radicale_storage.BaseCollection)
@@ -78,8 +78,9 @@ def test_upload_get_multi_and_columns(storage: Any, migrated_db_url: str) -> Non
     assert item.etag == new.etag
     # The listing columns were stored: the row carries UID, component and time range.
     with get_engine(migrated_db_url).connect() as connection:
-        row = connection.execute(select(ItemRow.uid, ItemRow.component_name, ItemRow.start_ts,
-                                        ItemRow.end_ts)).one()
+        row = connection.execute(
+            select(ItemRow.uid, ItemRow.component_name, ItemRow.start_ts, ItemRow.end_ts)
+        ).one()
     assert row.uid == "uid-1"
     assert row.component_name == "VEVENT"
     assert row.end_ts - row.start_ts == 3600
@@ -187,17 +188,21 @@ def test_get_filtered_answers_time_range_in_sql(storage: Any) -> None:
     _calendar(storage)
     with storage.acquire_lock("w"):
         collection = _get(storage, "/alice/cal/")
-        collection.upload("jan.ics", _item(factories.event(start="20260105T100000Z",
-                                                           end="20260105T110000Z")))
-        collection.upload("mar.ics", _item(factories.event(start="20260305T100000Z",
-                                                           end="20260305T110000Z")))
+        collection.upload(
+            "jan.ics", _item(factories.event(start="20260105T100000Z", end="20260105T110000Z"))
+        )
+        collection.upload(
+            "mar.ics", _item(factories.event(start="20260305T100000Z", end="20260305T110000Z"))
+        )
         collection.upload("task.ics", _item(factories.todo()))
     with storage.acquire_lock("r"):
         collection = _get(storage, "/alice/cal/")
-        result = list(collection.get_filtered(
-            _time_range_filter("20260101T000000Z", "20260201T000000Z")))
-        events = list(collection.get_filtered(_time_range_filter(
-            "19000101T000000Z", "29000101T000000Z")))
+        result = list(
+            collection.get_filtered(_time_range_filter("20260101T000000Z", "20260201T000000Z"))
+        )
+        events = list(
+            collection.get_filtered(_time_range_filter("19000101T000000Z", "29000101T000000Z"))
+        )
     assert [(item.href, exact) for item, exact in result] == [("jan.ics", True)]
     assert sorted(item.href for item, _ in events) == ["jan.ics", "mar.ics"]
 
@@ -219,8 +224,12 @@ def test_sync_tokens(storage: Any) -> None:
     newer, changed = _get(storage, "/alice/cal/").sync(token)
     assert newer != token
     assert sorted(changed) == ["a.ics", "b.ics"]
-    for bad in ("", "http://dav-cms.org/ns/sync/zzz", "http://radicale.org/ns/sync/INVALID",
-                token.rsplit("-", 1)[0] + "-999"):
+    for bad in (
+        "",
+        "http://dav-cms.org/ns/sync/zzz",
+        "http://radicale.org/ns/sync/INVALID",
+        token.rsplit("-", 1)[0] + "-999",
+    ):
         if bad:
             with pytest.raises(ValueError):
                 _get(storage, "/alice/cal/").sync(bad)
@@ -238,7 +247,8 @@ def test_sync_token_of_recreated_collection_is_refused(storage: Any) -> None:
 
 def test_expired_sync_token_is_refused(migrated_db_url: str) -> None:
     configuration = factories.radicale_configuration(
-        migrated_db_url, storage={"max_sync_token_age": "0"})
+        migrated_db_url, storage={"max_sync_token_age": "0"}
+    )
     storage = radicale_storage.load(configuration)
     _calendar(storage)
     with storage.acquire_lock("w"):
@@ -278,7 +288,8 @@ def test_create_collection_with_items_replaces(storage: Any) -> None:
     items = [_item(factories.event("keep")), _item(factories.event("fresh"))]
     with storage.acquire_lock("w"):
         _, replaced, new = storage.create_collection(
-            "/alice/cal/", items=items, props={"tag": "VCALENDAR"})
+            "/alice/cal/", items=items, props={"tag": "VCALENDAR"}
+        )
     assert sorted(replaced) == ["keep.ics"]
     assert new == ["fresh.ics"]
     with storage.acquire_lock("r"):

@@ -107,8 +107,12 @@ def _utc(moment: datetime) -> datetime:
 
 def _info(user: User) -> UserInfo:
     return UserInfo(
-        user.login, user.display_name, user.email, user.disabled,
-        _utc(user.created_at), _utc(user.updated_at),
+        user.login,
+        user.display_name,
+        user.email,
+        user.disabled,
+        _utc(user.created_at),
+        _utc(user.updated_at),
     )
 
 
@@ -184,8 +188,11 @@ def add_user(
                 msg = f"user {login!r} already exists"
                 raise ConflictError(msg)
             user = User(
-                login=login, email=email, display_name=display_name,
-                password_hash=password_hash, disabled=False,
+                login=login,
+                email=email,
+                display_name=display_name,
+                password_hash=password_hash,
+                disabled=False,
             )
             session.add(user)
             session.flush()

@@ -63,8 +63,9 @@ def build(
         if layered:
             configuration.update(layered, f"config file {config_file!r}")
         url = resolve_database_url(database_url or url_from_file or None)
-        flags: dict[str, dict[str, str]] = {section: dict(values) for section, values in (
-            overrides or {}).items()}
+        flags: dict[str, dict[str, str]] = {
+            section: dict(values) for section, values in (overrides or {}).items()
+        }
         if host is not None or port is not None:
             current = configuration.get("server", "hosts")
             first = current[0] if current else (DEFAULT_HOST, DEFAULT_PORT)

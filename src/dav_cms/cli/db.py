@@ -19,9 +19,7 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     upgrade = sub.add_parser("upgrade", help="bring the schema to the newest revision")
     upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
     upgrade.set_defaults(func=_upgrade)
-    check = sub.add_parser(
-        "check", help="fail unless the schema is current and matches the models"
-    )
+    check = sub.add_parser("check", help="fail unless the schema is current and matches the models")
     check.set_defaults(func=_check)
     current = sub.add_parser("current", help="print the schema revision of the database")
     current.set_defaults(func=_current)

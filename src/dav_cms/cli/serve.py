@@ -27,13 +27,19 @@ logger = logging.getLogger(__name__)
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     """Add ``serve``."""
     parser = subparsers.add_parser("serve", help="run the CardDAV/CalDAV server")
-    parser.add_argument("--host", help=f"address to listen on (default {radicale_config.DEFAULT_HOST})")
+    parser.add_argument(
+        "--host", help=f"address to listen on (default {radicale_config.DEFAULT_HOST})"
+    )
     parser.add_argument(
         "--port", type=int, help=f"port to listen on (default {radicale_config.DEFAULT_PORT})"
     )
-    parser.add_argument("--config", metavar="FILE", help="Radicale INI file with dav_cms's sections")
     parser.add_argument(
-        "--workers", type=int, default=1,
+        "--config", metavar="FILE", help="Radicale INI file with dav_cms's sections"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
         help="server processes (more than 1 runs gunicorn; use PostgreSQL for that)",
     )
     parser.add_argument("--debug", action="store_true", help="log every request in detail")
@@ -69,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop)
     shown = get_engine(url).url.render_as_string(hide_password=True)
-    hosts = ", ".join(radicale_config.format_hosts(*h[:2]) for h in configuration.get("server", "hosts"))
+    hosts = ", ".join(
+        radicale_config.format_hosts(*host[:2]) for host in configuration.get("server", "hosts")
+    )
     print(f"dav-cms serving http://{hosts}/ from {shown}", file=sys.stderr, flush=True)
     try:
         radicale_server.serve(configuration, shutdown_out)

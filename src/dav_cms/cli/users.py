@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
 
     for password_parser in (add, passwd):
         password_parser.add_argument(
-            "--password-stdin", action="store_true",
+            "--password-stdin",
+            action="store_true",
             help="read the password from the first line of stdin (default: prompt on a "
             "terminal, else generate one and print it once)",
         )
@@ -58,11 +59,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     remove = sub.add_parser("delete", help="delete an account (and, if asked, its data)")
     choice = remove.add_mutually_exclusive_group()
     choice.add_argument(
-        "--keep-collections", dest="collections", action="store_const", const="keep",
+        "--keep-collections",
+        dest="collections",
+        action="store_const",
+        const="keep",
         help="leave the account's calendars and address books in the database",
     )
     choice.add_argument(
-        "--delete-collections", dest="collections", action="store_const", const="delete",
+        "--delete-collections",
+        dest="collections",
+        action="store_const",
+        const="delete",
         help="delete the account's calendars and address books with everything in them",
     )
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -117,9 +124,7 @@ def _add(args: argparse.Namespace) -> int:
         raise ConflictError(msg)
     password, generated = _read_password(args, login)
     with _usage_errors():
-        accounts.add_user(
-            url, login, password, email=args.email, display_name=args.display_name
-        )
+        accounts.add_user(url, login, password, email=args.email, display_name=args.display_name)
     print(f"created user {login}")
     if generated:
         print(f"password for {login} (shown once): {password}")
@@ -131,8 +136,11 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [
             {
-                "login": user.login, "display_name": user.display_name, "email": user.email,
-                "disabled": user.disabled, "created_at": user.created_at.isoformat(),
+                "login": user.login,
+                "display_name": user.display_name,
+                "email": user.email,
+                "disabled": user.disabled,
+                "created_at": user.created_at.isoformat(),
                 "updated_at": user.updated_at.isoformat(),
             }
             for user in users
@@ -144,8 +152,13 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = [("LOGIN", "DISPLAY NAME", "EMAIL", "DISABLED", "CREATED (UTC)")]
     table += [
-        (user.login, user.display_name, user.email, "yes" if user.disabled else "no",
-         user.created_at.strftime("%Y-%m-%d %H:%M"))
+        (
+            user.login,
+            user.display_name,
+            user.email,
+            "yes" if user.disabled else "no",
+            user.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
         for user in users
     ]
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]

@@ -10,8 +10,8 @@ import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from radicale import Application
 from radicale import log as radicale_log
+from radicale.app import Application
 
 from dav_cms.db.session import dispose_engines
 from dav_cms.radicale_config import format_hosts
@@ -63,8 +63,11 @@ def serve_workers(configuration: Any, database_url: str, workers: int) -> int:  
         "loglevel": "warning",
         "post_fork": _after_fork,
     }
-    print(f"dav-cms serving http://{', '.join(binds)}/ with {workers} workers",
-          file=sys.stderr, flush=True)
+    print(
+        f"dav-cms serving http://{', '.join(binds)}/ with {workers} workers",
+        file=sys.stderr,
+        flush=True,
+    )
     # Connections opened while preparing the database must not reach the workers.
     dispose_engines()
     _Gunicorn(configuration, options).run()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
-
-import dav_cms.migrations
 
 from dav_cms.db.session import get_engine, normalise_url
 from dav_cms.errors import SchemaError
@@ -28,7 +26,7 @@ def alembic_config(url: str) -> Config:
     """An alembic configuration for ``url`` using the migrations shipped in the package."""
     cfg = Config()
     # The migrations ship inside the package as dav_cms.migrations.
-    cfg.set_main_option("script_location", str(Path(dav_cms.migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(resources.files("dav_cms.migrations")))
     # ConfigParser interpolation: a literal % in a password must be doubled.
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return cfg
@@ -45,9 +43,10 @@ def head_revision() -> str:
 def _locked_connection(url: str) -> Iterator[Connection]:
     """A connection in a transaction that only one migrating process holds at a time."""
     engine = get_engine(url)
-    with engine.connect() as connection:
+    with engine.connect() as plain:
+        connection = plain
         if engine.dialect.name == "sqlite":
-            connection = connection.execution_options(dav_cms_begin="BEGIN IMMEDIATE")
+            connection = plain.execution_options(dav_cms_begin="BEGIN IMMEDIATE")
         with connection.begin():
             if engine.dialect.name == "postgresql":
                 connection.execute(
@@ -117,8 +116,10 @@ def ensure_schema(url: str, *, create: bool = True) -> None:
             "point dav_cms at an empty database or run: " + upgrade_command(url)
         )
     else:
-        known = {rev.revision for rev in ScriptDirectory.from_config(
-            alembic_config(url)).walk_revisions()}
+        known = {
+            rev.revision
+            for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()
+        }
         if current not in known:
             msg = (
                 f"the database schema is at revision {current}, newer than this "

@@ -35,9 +35,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), default="")
     password_hash: Mapped[str] = mapped_column(Text)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -63,9 +61,7 @@ class Collection(Base):
     # Tokens below this revision can no longer be answered (tombstones pruned).
     sync_floor: Mapped[int] = mapped_column(BigInteger, default=0)
     modified: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Item(Base):
@@ -79,9 +75,7 @@ class Item(Base):
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    collection_id: Mapped[int] = mapped_column(
-        ForeignKey("collections.id", ondelete="CASCADE")
-    )
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     href: Mapped[str] = mapped_column(Text)
     # NULL when the item has no UID; NULLs never collide in the unique constraint.
     uid: Mapped[str | None] = mapped_column(Text)
