@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
+import requests
 from sqlalchemy import text
 
 from dav_cms.db import migrate
@@ -40,8 +43,6 @@ def test_upgrade_current_check(db_url: str) -> None:
 
 
 def test_environment_variable_names_the_database(tmp_path: Path) -> None:
-    import os
-
     url = f"sqlite:///{tmp_path / 'from-env.sqlite3'}"
     env = {**os.environ, "DAV_CMS_DATABASE_URL": url}
     assert _run("db", "upgrade", env=env).returncode == 0
@@ -50,8 +51,6 @@ def test_environment_variable_names_the_database(tmp_path: Path) -> None:
 
 
 def test_default_database_lives_in_the_data_dir(tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "DAV_CMS_DATA_DIR": str(tmp_path / "data")}
     env.pop("DAV_CMS_DATABASE_URL", None)
     assert _run("db", "upgrade", env=env).returncode == 0
@@ -92,11 +91,6 @@ def test_bad_database_url_and_config_file_are_clear_errors(tmp_path: Path) -> No
 
 
 def test_serve_reads_a_config_file(migrated_db_url: str, tmp_path: Path) -> None:
-    import os
-    import time
-
-    import requests
-
     port = free_port()
     ini = tmp_path / "dav-cms.ini"
     ini.write_text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import sys
 from typing import Any
 
@@ -107,8 +108,6 @@ def test_propfind_depth1_lists_items_and_ctag_changes(client: Client) -> None:
 
 
 def _ctag(body: str) -> str:
-    import re
-
     match = re.search(r"getctag[^>]*>([^<]+)<", body)
     assert match
     return match.group(1)
