@@ -93,8 +93,9 @@ def _hint_first_user(configuration: Any, url: str) -> None:  # noqa: ANN401
     with get_engine(url).connect() as connection:
         count = connection.execute(select(func.count()).select_from(User)).scalar_one()
     if count == 0:
+        shown = get_engine(url).url.render_as_string(hide_password=True)
         print(
             "dav-cms: no accounts yet, so nobody can log in; create one with:\n"
-            "    dav-cms user add LOGIN",
+            f"    dav-cms user add LOGIN --database-url '{shown}'",
             file=sys.stderr,
         )

@@ -95,7 +95,7 @@ class Storage(radicale_storage.BaseStorage):
 
     @types.contextmanager
     def acquire_lock(
-        self, mode: str, user: str = "", *args: Any, **kwargs: Any
+        self, mode: str, user: str = "", *args: object, **kwargs: object
     ) -> Iterator[None]:
         """Open (or join) the request's database transaction."""
         with self.transactions.unit_of_work(mode):

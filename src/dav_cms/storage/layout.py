@@ -118,7 +118,7 @@ class CollectionLayout:
     def _group_collections(
         self, session: Session, user_groups: set[str], context: ChildContext
     ) -> Iterator[Collection]:
-        folder = self._storage._group_collections_folder  # noqa: SLF001
+        folder = self._storage._group_collections_folder
         if not folder or not user_groups:
             return
         for group in sorted(user_groups):
@@ -223,7 +223,7 @@ class CollectionLayout:
                 .where(CollectionRow.id == collection_id)
                 .values(revision=revision, modified=now)
             )
-            collection._after_write(revision, now)  # noqa: SLF001
+            collection._after_write(revision, now)
         return list(used)
 
     # -- moves and deletion -----------------------------------------------------
@@ -238,8 +238,8 @@ class CollectionLayout:
         source = item.collection
         assert isinstance(source, Collection)
         assert item.href is not None
-        source_id = source._require_id()  # noqa: SLF001
-        target_id = to_collection._require_id()  # noqa: SLF001
+        source_id = source._require_id()
+        target_id = to_collection._require_id()
         if source_id == target_id and item.href == to_href:
             return
         row_id = session.execute(
@@ -259,12 +259,13 @@ class CollectionLayout:
                 collection_id=target_id, href=to_href, revision=revision, modified=now)
         )
         sync.record_change(session, target_id, to_href, revision, deleted=False)
-        to_collection._after_write(revision, now)  # noqa: SLF001
+        to_collection._after_write(revision, now)
 
     def delete_tree(self, session: Session, path: str) -> None:
         """Delete the collection at ``path`` and every collection below it."""
         below = CollectionRow.path.startswith(f"{path}/", autoescape=True)
-        condition = (CollectionRow.path == path) | below if path else CollectionRow.path.is_not(None)
+        everything = CollectionRow.path.is_not(None)
+        condition = (CollectionRow.path == path) | below if path else everything
         session.execute(delete(CollectionRow).where(condition))
 
 

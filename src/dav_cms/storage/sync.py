@@ -17,7 +17,7 @@ from dav_cms.db.models import Change
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.upsert import upsert
 
-TOKEN_PREFIX = "http://dav-cms.org/ns/sync/"
+TOKEN_PREFIX = "http://dav-cms.org/ns/sync/"  # noqa: S105 - a URI, not a secret
 _TOKEN_RE = re.compile(r"^([0-9a-f]{32})-([0-9]{1,18})$")
 
 
