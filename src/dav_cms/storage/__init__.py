@@ -59,6 +59,11 @@ class Storage(radicale_storage.BaseStorage):
         )
         # Larger items are hidden from reads, as Radicale's file storage does.
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
+        if configuration.get("storage", "hook"):
+            logger.warning(
+                "[storage] hook is a feature of Radicale's file storage and is ignored by "
+                "dav_cms.storage; use the [hook] section for change notifications"
+            )
         self._layout = CollectionLayout(self)
         group_folder = configuration.get("group", "group_collections_folder")
         self._group_collections_folder: str = pathutils.strip_path(
