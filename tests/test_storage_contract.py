@@ -303,3 +303,21 @@ def test_verify(storage: Any) -> None:
         _get(storage, "/alice/cal/").upload("a.ics", _item(factories.event()))
     with storage.acquire_lock("r"):
         assert storage.verify()
+
+
+def test_items_over_max_resource_size_are_hidden_from_reads(migrated_db_url: str) -> None:
+    configuration = factories.radicale_configuration(
+        migrated_db_url, server={"max_resource_size": "600"}
+    )
+    storage = radicale_storage.load(configuration)
+    _calendar(storage)
+    big = factories.event("big", summary="x" * 1000)
+    with storage.acquire_lock("w"):
+        collection = _get(storage, "/alice/cal/")
+        collection.upload("big.ics", _item(big))
+        collection.upload("small.ics", _item(factories.event("small")))
+    assert _get(storage, "/alice/cal/big.ics") is None
+    with storage.acquire_lock("r"):
+        collection = _get(storage, "/alice/cal/")
+        assert [item.href for item in collection.get_all()] == ["small.ics"]
+        assert dict(collection.get_multi(["big.ics", "small.ics"])).keys() == {"small.ics"}
