@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from radicale import storage as radicale_storage
 from radicale import xmlutils
 from sqlalchemy import func, select
 
+from dav_cms.db import migrate
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
 from dav_cms.storage import Storage
@@ -321,3 +323,47 @@ def test_items_over_max_resource_size_are_hidden_from_reads(migrated_db_url: str
         collection = _get(storage, "/alice/cal/")
         assert [item.href for item in collection.get_all()] == ["small.ics"]
         assert dict(collection.get_multi(["big.ics", "small.ics"])).keys() == {"small.ics"}
+
+
+def test_postgresql_writers_of_other_collections_do_not_wait(pg_database_url: str) -> None:
+    """A write transaction holds its collection only: others proceed, same-collection waits."""
+    migrate.upgrade(pg_database_url)
+    storage = radicale_storage.load(factories.radicale_configuration(pg_database_url))
+    _calendar(storage, "/alice/a/")
+    _calendar(storage, "/alice/b/")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_collection_a() -> None:
+        with storage.acquire_lock("w"):
+            _get(storage, "/alice/a/").upload("held.ics", _item(factories.event()))
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_collection_a)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        other_done = threading.Event()
+
+        def write(path: str, done: threading.Event) -> None:
+            with storage.acquire_lock("w"):
+                _get(storage, path).upload(
+                    f"{path.strip('/').replace('/', '-')}.ics", _item(factories.event())
+                )
+            done.set()
+
+        threading.Thread(target=write, args=("/alice/b/", other_done)).start()
+        assert other_done.wait(20), "a writer of another collection waited"
+        same_done = threading.Event()
+        same = threading.Thread(target=write, args=("/alice/a/", same_done))
+        same.start()
+        assert not same_done.wait(1.0), "a writer of the same collection did not wait"
+    finally:
+        release.set()
+        holder.join(30)
+    same.join(30)
+    assert same_done.is_set()
+    with storage.acquire_lock("r"):
+        hrefs = sorted(item.href for item in _get(storage, "/alice/a/").get_all())
+    assert hrefs == ["alice-a.ics", "held.ics"]
