@@ -12,7 +12,16 @@ from dav_cms.db import migrate
 from dav_cms.db.session import get_engine
 from dav_cms.errors import SchemaError
 
-DAV_TABLES = {"users", "collections", "items", "changes"}
+DAV_TABLES = {
+    "users",
+    "collections",
+    "items",
+    "changes",
+    "groups",
+    "group_members",
+    "shares",
+    "collection_grants",
+}
 
 
 def _tables(url: str) -> set[str]:

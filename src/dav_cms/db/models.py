@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +36,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), default="")
     password_hash: Mapped[str] = mapped_column(Text)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Administrators may read and manage every collection.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -103,3 +106,80 @@ class Change(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+
+
+class Group(Base):
+    """A named set of users (a team, a department)."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GroupMember(Base):
+    """Membership of a user in a group."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (Index(None, "user_id"),)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Share(Base):
+    """One record of Radicale's sharing database (a map or a token share).
+
+    Columns mirror Radicale 3.9's ``DB_FIELDS_V1``; ``user`` holds a login, or
+    ``:group1,group2`` for a share with groups (Radicale's convention).
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        Index(None, "share_type", "path_or_token"),
+        Index(None, "path_mapped"),
+        Index(None, "owner"),
+        Index(None, "user"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    share_type: Mapped[str] = mapped_column(String(8))
+    path_or_token: Mapped[str] = mapped_column(Text)
+    path_mapped: Mapped[str] = mapped_column(Text)
+    conversion: Mapped[str] = mapped_column(String(16), default="")
+    owner: Mapped[str] = mapped_column(Text)
+    user: Mapped[str] = mapped_column(Text, default="")
+    permissions: Mapped[str] = mapped_column(String(16), default="r")
+    enabled_by_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden_by_owner: Mapped[bool] = mapped_column(Boolean, default=True)
+    hidden_by_user: Mapped[bool] = mapped_column(Boolean, default=True)
+    timestamp_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    timestamp_updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    # JSON objects, or NULL where Radicale has None.
+    properties: Mapped[str | None] = mapped_column(Text)
+    actions: Mapped[str | None] = mapped_column(Text)
+
+
+class CollectionGrant(Base):
+    """What the members of a group may do with a collection (company collections)."""
+
+    __tablename__ = "collection_grants"
+    __table_args__ = (Index(None, "group_id"),)
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    # "r" or "rw".
+    permissions: Mapped[str] = mapped_column(String(8), default="r")

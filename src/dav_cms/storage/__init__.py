@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.session import get_engine
+from dav_cms.db.transaction import Transactions
 from dav_cms.storage.collection import Collection, CollectionState
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.layout import CollectionLayout
-from dav_cms.storage.transaction import Transactions
 from dav_cms.storage.verify import verify_storage
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Storage(radicale_storage.BaseStorage):
         ensure_sqlite_dir(self.database_url)
         ensure_schema(self.database_url)
         engine = get_engine(self.database_url)
-        self.transactions = Transactions(engine)
+        self.transactions = Transactions.of(engine)
         self.max_sync_token_age: int = configuration.get("storage", "max_sync_token_age")
         self.max_rrule_occurrence: int = configuration.get(
             "server", "max_vevent_rrule_occurrence"

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -32,7 +33,24 @@ class UnitOfWork:
 
 
 class Transactions:
-    """Opens, joins, commits and rolls back the per-request transactions of one engine."""
+    """Opens, joins, commits and rolls back the per-request transactions of one engine.
+
+    One instance per engine and process (:meth:`of`), so that every plugin
+    (storage, sharing, rights, groups) working for the same request on the same
+    thread joins the same transaction instead of opening a competing one.
+    """
+
+    _registry: ClassVar[dict[int, Transactions]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def of(cls, engine: Engine) -> Transactions:
+        """The shared instance for ``engine``."""
+        with cls._registry_lock:
+            found = cls._registry.get(id(engine))
+            if found is None or found.engine is not engine:
+                found = cls._registry[id(engine)] = cls(engine)
+            return found
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
