@@ -367,3 +367,17 @@ def test_postgresql_writers_of_other_collections_do_not_wait(pg_database_url: st
     with storage.acquire_lock("r"):
         hrefs = sorted(item.href for item in _get(storage, "/alice/a/").get_all())
     assert hrefs == ["alice-a.ics", "held.ics"]
+
+
+def test_company_collections_are_listed_in_members_homes(storage: Any) -> None:
+    with storage.acquire_lock("w"):
+        storage.create_collection("/_groups/sales/contacts/", props={"tag": "VADDRESSBOOK"})
+        storage.create_collection("/_groups/hr/calendar/", props={"tag": "VCALENDAR"})
+        storage.create_collection("/bob/", props=None)
+    with storage.acquire_lock("r"):
+        member = [c.path for c in storage.discover("/bob/", "1", None, {"sales"})]
+        outsider = [c.path for c in storage.discover("/bob/", "1", None, set())]
+        deeper = [c.path for c in storage.discover("/bob/x/", "1", None, {"sales"})]
+    assert member == ["bob", "_groups/sales/contacts"]
+    assert outsider == ["bob"]
+    assert deeper == []

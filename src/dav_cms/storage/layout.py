@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from dav_cms.storage import Storage
 
 INSERT_BATCH = 500
+# Company collections live at /_groups/GROUP/NAME/ and belong to the group.
+COMPANY_ROOT = "_groups"
 ChildContext = Callable[[str, str | None], ContextManager[None]]
 
 
@@ -102,6 +104,8 @@ class CollectionLayout:
             with context(row.path, None):
                 yield Collection(self._storage, row.path, CollectionState.of(row))
         yield from self._group_collections(session, user_groups, context)
+        if path and "/" not in path:
+            yield from self._company_collections(session, user_groups, context)
 
     def _discover_item(self, session: Session, path: str) -> Iterator[radicale_item.Item]:
         parent = _parent(path)
@@ -130,6 +134,22 @@ class CollectionLayout:
             if row is not None:
                 with context(path, None):
                     yield Collection(self._storage, path, CollectionState.of(row))
+
+    def _company_collections(
+        self, session: Session, user_groups: set[str], context: ChildContext
+    ) -> Iterator[Collection]:
+        """Collections of the user's groups, listed in the user's home (no per-user step)."""
+        if not user_groups:
+            return
+        parents = [f"{COMPANY_ROOT}/{group}" for group in sorted(user_groups)]
+        rows = session.execute(
+            select(*COLLECTION_COLUMNS)
+            .where(CollectionRow.parent_path.in_(parents), CollectionRow.tag != "")
+            .order_by(CollectionRow.path)
+        ).all()
+        for row in rows:
+            with context(row.path, None):
+                yield Collection(self._storage, row.path, CollectionState.of(row))
 
     # -- creation -------------------------------------------------------------
 
