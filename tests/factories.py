@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
+import time
 import uuid
 from typing import Any
 
 from radicale import config as radicale_config
 
+from dav_cms.db.models import Collection
 from tests.servers import dav_cms_command
 
 
@@ -82,4 +85,19 @@ def add_user(database_url: str, login: str, password: str) -> None:
         check=True,
         capture_output=True,
         timeout=60,
+    )
+
+
+def collection_row(path: str, owner: str = "", tag: str = "") -> Any:
+    """A ``collections`` row as the storage would make it (for direct database tests)."""
+    return Collection(
+        path=path,
+        parent_path=path.rpartition("/")[0],
+        owner=owner,
+        tag=tag,
+        props="{}",
+        instance=secrets.token_hex(16),
+        revision=0,
+        sync_floor=0,
+        modified=int(time.time()),
     )

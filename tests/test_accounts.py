@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import time
-
 import pytest
 import radicale.auth
 import radicale.config
@@ -17,6 +14,7 @@ from dav_cms.auth import Auth
 from dav_cms.db.models import Collection, Item, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
+from tests import factories
 
 
 def _stored_hash(url: str, login: str) -> str:
@@ -25,17 +23,7 @@ def _stored_hash(url: str, login: str) -> str:
 
 
 def _add_collection(session: Session, path: str, owner: str = "") -> Collection:
-    row = Collection(
-        path=path,
-        parent_path=path.rpartition("/")[0],
-        owner=owner,
-        tag="",
-        props="{}",
-        instance=secrets.token_hex(16),
-        revision=0,
-        sync_floor=0,
-        modified=int(time.time()),
-    )
+    row: Collection = factories.collection_row(path, owner)
     session.add(row)
     session.flush()
     return row

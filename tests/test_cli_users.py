@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from dav_cms import accounts
 from dav_cms.cli import main
 from dav_cms.db.models import Collection
 from dav_cms.db.session import get_engine
+from tests import factories
 from tests.servers import ServerProcess, dav_cms_command
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -48,19 +47,7 @@ def run_cli(tmp_path: Path) -> Run:
 def _add_collections(url: str, *paths: str) -> None:
     with Session(get_engine(url)) as session, session.begin():
         for path in paths:
-            session.add(
-                Collection(
-                    path=path,
-                    parent_path=path.rpartition("/")[0],
-                    owner="",
-                    tag="",
-                    props="{}",
-                    instance=secrets.token_hex(16),
-                    revision=0,
-                    sync_floor=0,
-                    modified=int(time.time()),
-                )
-            )
+            session.add(factories.collection_row(path))
 
 
 def _paths(url: str) -> set[str]:

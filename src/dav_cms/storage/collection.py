@@ -7,7 +7,8 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, overload
 
 from radicale import item as radicale_item
@@ -203,17 +204,7 @@ class Collection(radicale_storage.BaseCollection):
             session.execute(update(ItemRow).where(ItemRow.id == old_row.id).values(**columns))
         sync.record_change(session, collection_id, href, revision, deleted=False)
         self._after_write(revision, now)
-        new_item = radicale_item.Item(
-            collection=self,
-            href=href,
-            last_modified=http_date(now),
-            text=values.text,
-            etag=values.etag,
-            uid=values.uid or "",
-            name=values.name,
-            component_name=values.component_name,
-            time_range=(values.start_ts, values.end_ts),
-        )
+        new_item = to_item(self, SimpleNamespace(href=href, modified=now, **asdict(values)))
         return new_item, old_item
 
     @translate_errors
