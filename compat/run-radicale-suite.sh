@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run Radicale's own tests (from a Radicale checkout) against dav_cms.storage.
 #
-#   compat/run-radicale-suite.sh RADICALE_CHECKOUT ENGINE [PYTEST ARGS...]
+#   compat/run-radicale-suite.sh RADICALE_CHECKOUT ENGINE [--dav-cms-sharing] [PYTEST ARGS...]
 #
 # ENGINE: sqlite | postgresql (dav_cms.storage on that database; one fresh
 #         database per test) | file (Radicale's own file storage: the baseline).
+# --dav-cms-sharing: every test that configures Radicale's csv sharing backend
+#         gets [sharing] type = dav_cms.sharing on the test's database instead
+#         (also: DAV_CMS_SUITE_SHARING=1 in the environment).
 #
 # The tests run against the Radicale release installed from the package
 # registry (dav_cms's pin, or RADICALE_VERSION), in a scratch virtual
@@ -25,7 +28,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 RADICALE_CHECKOUT sqlite|postgresql|file [PYTEST ARGS...]" >&2
+    echo "usage: $0 RADICALE_CHECKOUT sqlite|postgresql|file [--dav-cms-sharing] [PYTEST ARGS...]" >&2
     exit 2
 }
 
@@ -37,6 +40,11 @@ case "$engine" in
     sqlite | postgresql | file) ;;
     *) usage ;;
 esac
+sharing="${DAV_CMS_SUITE_SHARING:-0}"
+if [ "${1:-}" = "--dav-cms-sharing" ]; then
+    sharing=1
+    shift
+fi
 
 project="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${SUITE_VENV:-${TMPDIR:-/tmp}/dav-cms-radicale-suite-venv}"
@@ -78,8 +86,9 @@ cp "$project/compat/radicale_suite/conftest.py" "$target/conftest.py"
 printf '[pytest]\n' > "$target/pytest.ini"
 
 echo "Radicale $("$venv/bin/python" -c 'import radicale; print(radicale.VERSION)') from $package"
-echo "tests from $source_dir: ${files[*]}; storage: $engine"
+echo "tests from $source_dir: ${files[*]}; storage: $engine; dav_cms.sharing for csv: $sharing"
 cd "$target"
 export DAV_CMS_SUITE_ENGINE="$engine"
+export DAV_CMS_SUITE_SHARING="$sharing"
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -c pytest.ini --rootdir "$target" \
     "${files[@]}" "$@"

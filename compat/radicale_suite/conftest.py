@@ -16,6 +16,11 @@ dav_cms on a database of the test's own, and the application is created again.
 
 Tests that choose a storage type of their own (a custom plugin) keep it: only
 Radicale's file storage (``multifilesystem``, ``multifilesystem_nolock``) is replaced.
+
+With ``DAV_CMS_SUITE_SHARING=1`` every application configured with Radicale's
+csv sharing backend gets ``[sharing] type = dav_cms.sharing`` instead, on the
+test's database (with ``file``: a SQLite file of its own in the test's folder).
+The suite's ``files`` sharing backend is left alone.
 """
 
 from __future__ import annotations
@@ -36,12 +41,20 @@ ENGINES = ("sqlite", "postgresql", "file")
 # The suite's "default storage": replaced by dav_cms. Custom plugins are kept.
 FILE_STORAGE_TYPES = frozenset({"multifilesystem", "multifilesystem_nolock"})
 SQLITE_FILE_NAME = "dav_cms-suite.sqlite3"
+SHARING_VARIABLE = "DAV_CMS_SUITE_SHARING"
+# The sharing backend replaced by dav_cms.sharing when SHARING_VARIABLE is set.
+REPLACED_SHARING_TYPE = "csv"
 DATABASE_ATTRIBUTE = "_dav_cms_suite_database"
 
 _database_numbers = itertools.count(1)
 _originals: dict[str, Callable[..., Any]] = {}
 # PostgreSQL databases made and not dropped yet (a failed setup skips the teardown).
 _pg_databases: set[str] = set()
+
+
+def suite_sharing() -> bool:
+    """True when ``DAV_CMS_SUITE_SHARING`` asks for dav_cms.sharing in place of csv."""
+    return os.environ.get(SHARING_VARIABLE, "").strip().lower() in ("1", "true", "yes")
 
 
 def suite_engine() -> str:
@@ -109,19 +122,32 @@ def _uses_file_storage(test: BaseTest) -> bool:
     return isinstance(storage_type, str) and storage_type in FILE_STORAGE_TYPES
 
 
-def configure(self: BaseTest, config_: Any) -> None:  # noqa: ANN401
-    """The suite's ``configure``, then dav_cms as storage and a new application."""
-    _originals["configure"](self, config_)
-    if not _uses_file_storage(self):
-        return
-    url = getattr(self, DATABASE_ATTRIBUTE, None)
+def _uses_csv_sharing(test: BaseTest) -> bool:
+    return bool(test.configuration.get("sharing", "type") == REPLACED_SHARING_TYPE)
+
+
+def _test_database(test: BaseTest) -> str:
+    url = getattr(test, DATABASE_ATTRIBUTE, None)
     if url is None:
-        url = create_database(self)
-        setattr(self, DATABASE_ATTRIBUTE, url)
-    self.configuration.update(
-        {"storage": {"type": "dav_cms.storage", "database_url": url}},
-        "dav_cms suite", privileged=True,
-    )
+        if suite_engine() == "file":
+            url = "sqlite:///" + os.path.join(test.colpath, SQLITE_FILE_NAME)  # noqa: PTH118
+        else:
+            url = create_database(test)
+        setattr(test, DATABASE_ATTRIBUTE, url)
+    return str(url)
+
+
+def configure(self: BaseTest, config_: Any) -> None:  # noqa: ANN401
+    """The suite's ``configure``, then dav_cms's plugins and a new application."""
+    _originals["configure"](self, config_)
+    updates: dict[str, dict[str, str]] = {}
+    if suite_engine() != "file" and _uses_file_storage(self):
+        updates["storage"] = {"type": "dav_cms.storage", "database_url": _test_database(self)}
+    if suite_sharing() and _uses_csv_sharing(self):
+        updates["sharing"] = {"type": "dav_cms.sharing", "database_url": _test_database(self)}
+    if not updates:
+        return
+    self.configuration.update(updates, "dav_cms suite", privileged=True)
     # What BaseTest.configure does after its update.
     self.application = app.Application(self.configuration)
 
@@ -140,7 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Wrap BaseTest unless the baseline (Radicale's file storage) was asked for."""
     engine = suite_engine()
     config.stash[_ENGINE_KEY] = engine
-    if engine == "file" or _originals:
+    if (engine == "file" and not suite_sharing()) or _originals:
         return
     _originals["configure"] = BaseTest.configure
     _originals["teardown_method"] = BaseTest.teardown_method
@@ -164,9 +190,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which storage the run is testing."""
     engine = config.stash.get(_ENGINE_KEY, "?")
+    sharing = "dav_cms.sharing in place of csv" if suite_sharing() else "Radicale's backends"
     if engine == "file":
-        return "radicale suite storage: Radicale's multifilesystem (baseline)"
-    return f"radicale suite storage: dav_cms.storage on {engine}"
+        return f"radicale suite storage: Radicale's multifilesystem (baseline); sharing: {sharing}"
+    return f"radicale suite storage: dav_cms.storage on {engine}; sharing: {sharing}"
 
 
 _ENGINE_KEY = pytest.StashKey[str]()

@@ -226,6 +226,13 @@ def set_disabled(url: str, login: str, disabled: bool) -> None:
     logger.info("%s user %r", "Disabled" if disabled else "Enabled", login)
 
 
+def set_admin(url: str, login: str, admin: bool) -> None:
+    """Make ``login`` an administrator (every collection) or a plain user (NotFoundError)."""
+    with _transaction(url, write=True) as session:
+        _row(session, login).is_admin = admin
+    logger.info("%s administrator rights of %r", "Granted" if admin else "Revoked", login)
+
+
 def _owned(login: str) -> ColumnElement[bool]:
     return or_(Collection.path == login, Collection.path.startswith(f"{login}/", autoescape=True))
 

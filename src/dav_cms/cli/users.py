@@ -75,9 +75,13 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=_delete)
 
-    for action in (disable, enable, remove):
+    admin = sub.add_parser("admin", help="grant (on) or revoke (off) administrator rights")
+    admin.set_defaults(func=_admin)
+
+    for action in (disable, enable, remove, admin):
         action.add_argument("login")
-    for action in (add, listing, passwd, disable, enable, remove):
+    admin.add_argument("state", choices=("on", "off"))
+    for action in (add, listing, passwd, disable, enable, remove, admin):
         add_database_option(action)
 
 
@@ -192,6 +196,13 @@ def _enable(args: argparse.Namespace) -> int:
     login = _login(args.login)
     accounts.set_disabled(database_url(args), login, disabled=False)
     print(f"enabled user {login}")
+    return 0
+
+
+def _admin(args: argparse.Namespace) -> int:
+    login = _login(args.login)
+    accounts.set_admin(database_url(args), login, args.state == "on")
+    print(f"{login} {'is' if args.state == 'on' else 'is no longer'} an administrator")
     return 0
 
 
