@@ -128,6 +128,7 @@ def test_link_prints_the_token_and_the_url(world: str) -> None:
         (["add", "/", "--user", "bob", "--permissions", "r"], 2, "not a collection path: '/'"),
         (["link", "/alice/nope/"], 1, "no collection at /alice/nope/"),
         (["link", "/alice/cal/", "--permissions", "R"], 2, "not 'R'"),
+        (["link", "/alice/cal/", "--permissions", "rw"], 2, "--allow-anonymous-write"),
         (
             ["revoke", "/alice/cal/", "--user", "carol"],
             1,

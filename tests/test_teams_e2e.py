@@ -132,3 +132,45 @@ def test_read_only_grant_admin_and_private_books(teams: ServerProcess) -> None:
     with caldav.DAVClient(url=teams.url + "/", username="bob", password=PASSWORD) as client:
         calendars = client.principal().calendars()
         assert any(str(cal.url).endswith("/_groups/sales/events/") for cal in calendars)
+
+
+def test_plain_serve_has_the_team_features(migrated_db_url: str, tmp_path: Path) -> None:
+    """Without a configuration file, groups, company collections and shares all work."""
+    url = migrated_db_url
+    for login in ("alice", "bob"):
+        accounts.add_user(url, login, PASSWORD)
+    groups.add_group(url, "sales")
+    groups.add_member(url, "sales", "bob")
+    _cli(url, "--owner-group", "sales", "--addressbook", "contacts")
+    process = start_server(url, tmp_path)
+    try:
+        alice, bob = _client(process, "alice"), _client(process, "bob")
+        assert alice.mkaddressbook("/alice/private/").status_code == 201
+        assert alice.put("/alice/private/a.vcf", factories.vcard("a")).status_code == 201
+        subprocess.run(
+            [
+                *dav_cms_command(),
+                "share",
+                "add",
+                "/alice/private/",
+                "--user",
+                "bob",
+                "--permissions",
+                "r",
+                "--database-url",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        listing = _listing(bob, "/bob/")
+        assert CONTACTS in listing
+        assert "/bob/alice-private/" in listing
+        shared = bob.request("GET", "/bob/alice-private/a.vcf")
+        assert shared.status_code == 200
+        assert "UID:a" in shared.text
+        assert bob.put("/bob/alice-private/b.vcf", factories.vcard("b")).status_code == 403
+        assert bob.put(CONTACTS + "c.vcf", factories.vcard("c")).status_code == 201
+    finally:
+        process.stop()

@@ -19,7 +19,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "server": {"hosts": f"{DEFAULT_HOST}:{DEFAULT_PORT}"},
     "storage": {"type": "dav_cms.storage"},
     "auth": {"type": "dav_cms.auth"},
-    "rights": {"type": "owner_only"},
+    "group": {"type": "dav_cms.group"},
+    "rights": {"type": "dav_cms.rights"},
+    "sharing": {
+        "type": "dav_cms.sharing",
+        "collection_by_map": "True",
+        "collection_by_token": "True",
+    },
 }
 
 
@@ -72,7 +78,7 @@ def build(
             flags.setdefault("server", {})["hosts"] = format_hosts(
                 host if host is not None else first[0], port if port is not None else first[1]
             )
-        for section in ("storage", "auth"):
+        for section in ("storage", "auth", "group", "rights", "sharing"):
             plugin = configuration.get(section, "type")
             if isinstance(plugin, str) and plugin.startswith("dav_cms"):
                 flags.setdefault(section, {})["database_url"] = url
@@ -85,7 +91,7 @@ def build(
 def _pop_database_urls(values: dict[str, dict[str, str]]) -> str | None:
     """Take ``database_url`` out of the file's plugin sections (we set it once for all)."""
     found: str | None = None
-    for section in ("storage", "auth"):
+    for section in ("storage", "auth", "group", "rights", "sharing"):
         url = values.get(section, {}).pop("database_url", None)
         if url and found is None:
             found = url

@@ -42,7 +42,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
 
     link = sub.add_parser("link", help="make a link that reads a collection without login")
     link.add_argument("path", help="the calendar or address book")
-    link.add_argument("--permissions", default="r", metavar="r|rw", help="default: r")
+    link.add_argument(
+        "--permissions",
+        default="r",
+        metavar="r|rw",
+        help="default r; rw lets anyone holding the link write (asks for --allow-anonymous-write)",
+    )
+    link.add_argument(
+        "--allow-anonymous-write",
+        action="store_true",
+        help="confirm that a writable link is wanted",
+    )
     link.add_argument(
         "--base-url",
         metavar="URL",
@@ -110,6 +120,12 @@ def _add(args: argparse.Namespace) -> int:
 
 def _link(args: argparse.Namespace) -> int:
     _checked(shares.check_permissions, args.permissions)
+    if "w" in args.permissions and not args.allow_anonymous_write:
+        msg = (
+            "a link with --permissions rw lets anyone who has it change the collection "
+            "without logging in; add --allow-anonymous-write if that is what you want"
+        )
+        raise CliError(msg, usage=True)
     _checked(shares.collection_path, args.path)
     url = database_url(args)
     with _usage_errors():
