@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dav_cms import accounts
+from dav_cms import accounts, groups
 from tests import factories
 from tests.dav import Dav, response_statuses
 from tests.servers import ServerProcess, dav_cms_command, start_server
@@ -31,19 +30,8 @@ PROPFIND = (
 )
 
 
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-RIGHTS = [
-    "owner_only",
-    pytest.param(
-        "dav_cms.rights",
-        marks=pytest.mark.skipif(
-            not _has("dav_cms.rights"), reason="dav_cms.rights is not written yet"
-        ),
-    ),
-]
+# Shares must work with Radicale's stock rights and with dav_cms's own.
+RIGHTS = ["owner_only", "dav_cms.rights"]
 
 
 def _server(url: str, tmp_path: Path, rights: str, extra: str = "") -> ServerProcess:
@@ -159,29 +147,39 @@ def test_token_link_reads_calendar_without_login(server: ServerProcess) -> None:
     assert requests.get(link, timeout=30).status_code in (401, 403, 404)
 
 
-@pytest.mark.skipif(not _has("dav_cms.group"), reason="dav_cms.group is not written yet")
-def test_share_calendar_with_group(people: str, tmp_path: Path) -> None:
-    from dav_cms import groups  # noqa: PLC0415 - written in parallel
-
+def test_share_address_book_with_group(people: str, tmp_path: Path) -> None:
+    """The issue's scenario: alice shares her address book with group sales."""
     groups.add_group(people, "sales")
     groups.add_member(people, "sales", "bob")
-    server = _server(people, tmp_path, "owner_only", "\n[group]\ntype = dav_cms.group\n")
+    server = _server(people, tmp_path, "dav_cms.rights", "\n[group]\ntype = dav_cms.group\n")
     try:
         alice, bob, carol = (
             Dav(server.url, login, PASSWORD) for login in ("alice", "bob", "carol")
         )
-        assert alice.request("MKCALENDAR", "/alice/cal/").status_code == 201
-        assert alice.put("/alice/cal/e.ics", factories.event(summary="Kickoff")).status_code == 201
-        share(people, "add", "/alice/cal/", "--group", "sales", "--permissions", "r")
-        mapped = "/bob/alice-cal/"
+        assert alice.mkaddressbook("/alice/contacts/").status_code == 201
+        cards = {f"/alice/contacts/{n}.vcf": factories.vcard(name=f"Card {n}") for n in range(3)}
+        for href, text in cards.items():
+            assert alice.put(href, text).status_code == 201
+        share(people, "add", "/alice/contacts/", "--group", "sales", "--permissions", "r")
+        mapped = "/bob/alice-contacts/"
         assert mapped in listing(bob, "/bob/")
-        got = bob.request("GET", mapped + "e.ics")
-        assert got.status_code == 200
-        assert "Kickoff" in got.text
-        assert bob.put(mapped + "x.ics", factories.event()).status_code == 403
-        assert "/carol/alice-cal/" not in listing(carol, "/carol/")
-        assert carol.request("GET", "/carol/alice-cal/e.ics").status_code in (403, 404)
-        share(people, "revoke", "/alice/cal/", "--group", "sales")
+        status, bob_token, seen = bob.sync(mapped)
+        assert status == 207
+        assert sorted(seen) == sorted(h.replace("/alice/contacts/", mapped) for h in cards)
+        for href in seen:
+            assert bob.request("GET", href).status_code == 200
+        assert bob.put(mapped + "bob.vcf", factories.vcard()).status_code == 403
+
+        _, alice_token, _ = alice.sync("/alice/contacts/")
+        share(people, "add", "/alice/contacts/", "--group", "sales", "--permissions", "rw")
+        assert bob.put(mapped + "bob.vcf", factories.vcard(name="Bob B")).status_code == 201
+        assert alice.sync("/alice/contacts/", alice_token)[2] == {"/alice/contacts/bob.vcf": 200}
+
+        assert carol.request("GET", "/alice/contacts/0.vcf").status_code == 403
+        assert mapped.replace("bob", "carol") not in listing(carol, "/carol/")
+
+        share(people, "revoke", "/alice/contacts/", "--group", "sales")
         assert mapped not in listing(bob, "/bob/")
+        assert bob.sync(mapped, bob_token)[0] in (403, 404)
     finally:
         server.stop()
