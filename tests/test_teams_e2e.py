@@ -174,3 +174,21 @@ def test_plain_serve_has_the_team_features(migrated_db_url: str, tmp_path: Path)
         assert bob.put(CONTACTS + "c.vcf", factories.vcard("c")).status_code == 201
     finally:
         process.stop()
+
+
+def test_membership_change_reaches_every_process(teams: ServerProcess, tmp_path: Path) -> None:
+    """No process caches memberships or shares: a change shows on the next request anywhere."""
+    url = teams.database_url
+    _cli(url, "--owner-group", "sales", "--addressbook", "contacts")
+    config = tmp_path / "teams.ini"
+    second = start_server(url, tmp_path, extra_args=["--config", str(config)])
+    try:
+        for process in (teams, second):
+            assert CONTACTS in _listing(_client(process, "bob"), "/bob/")
+        groups.remove_member(url, "sales", "bob")
+        for process in (teams, second):
+            bob = _client(process, "bob")
+            assert CONTACTS not in _listing(bob, "/bob/")
+            assert bob.request("GET", CONTACTS).status_code == 403
+    finally:
+        second.stop()
