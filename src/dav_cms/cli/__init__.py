@@ -7,11 +7,11 @@ import logging
 import sys
 
 from dav_cms import __version__
-from dav_cms.cli import collections, db, groups, serve, shares, users
+from dav_cms.cli import collections, db, groups, serve, shares, transfer, users
 from dav_cms.cli.common import CliError
 from dav_cms.errors import DavCmsError
 
-COMMANDS = (serve, db, users, groups, collections, shares)
+COMMANDS = (serve, db, users, groups, collections, shares, transfer)
 
 
 def build_parser() -> argparse.ArgumentParser:
