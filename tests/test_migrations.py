@@ -13,6 +13,7 @@ from dav_cms.db.session import get_engine
 from dav_cms.errors import SchemaError
 
 DAV_TABLES = {
+    "card_fields",
     "users",
     "collections",
     "items",

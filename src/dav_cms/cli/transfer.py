@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     exp.add_argument("--format", choices=transfer.FORMATS, help="default: from the extension")
     add_database_option(exp)
     exp.set_defaults(func=_export)
+    register_radicale_import(subparsers)
 
 
 def _progress_bar() -> transfer.Progress | None:
@@ -91,4 +92,30 @@ def _export(args: argparse.Namespace) -> int:
     else:
         Path(target).write_text(text, encoding="utf-8", newline="")
         print(f"exported {args.user}/{args.collection} to {target}", file=sys.stderr)
+    return 0
+
+
+def register_radicale_import(subparsers: Any) -> None:  # noqa: ANN401
+    """Add ``import-radicale``."""
+    parser = subparsers.add_parser(
+        "import-radicale", help="move a Radicale file-storage folder into the database"
+    )
+    parser.add_argument("folder", help="Radicale's filesystem_folder (or its collection-root)")
+    add_database_option(parser)
+    parser.set_defaults(func=_import_radicale)
+
+
+def _import_radicale(args: argparse.Namespace) -> int:
+    from dav_cms.radicale_import import import_radicale  # noqa: PLC0415
+
+    url = database_url(args)
+    try:
+        summary = import_radicale(url, args.folder, progress=_progress_bar())
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"imported {summary.collections} collections, {summary.items} items")
+    if summary.problems:
+        print(f"could not import {len(summary.problems)}:")
+        for problem in summary.problems:
+            print(f"  {problem}")
     return 0

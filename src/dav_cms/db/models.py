@@ -183,3 +183,24 @@ class CollectionGrant(Base):
     )
     # "r" or "rw".
     permissions: Mapped[str] = mapped_column(String(8), default="r")
+
+
+class CardField(Base):
+    """One value of a searchable vCard property (the contact search index).
+
+    ``value_folded`` is the value as Radicale's text-match compares it (vobject's
+    value, lower-cased); ``name`` "" marks an item as indexed (one row per item).
+    """
+
+    __tablename__ = "card_fields"
+    __table_args__ = (Index(None, "collection_id", "name"), Index(None, "item_id"))
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(IdType)
+    # Upper-case property name (EMAIL, TEL, X-...), "" for the marker row.
+    name: Mapped[str] = mapped_column(String(64))
+    # NULL for a property without values (and the marker row).
+    value_folded: Mapped[str | None] = mapped_column(Text)
+    # TEL only: the ASCII digits of the value.
+    value_digits: Mapped[str | None] = mapped_column(Text)

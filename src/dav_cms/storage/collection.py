@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import sync
+from dav_cms.storage import cardindex, sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
@@ -152,6 +152,12 @@ class Collection(radicale_storage.BaseCollection):
         """Answer component and time-range filters in SQL; say when that is the whole match."""
         if not self.tag or self._state.id is None:
             return
+        filters = list(filters)
+        if filters and self.tag == "VADDRESSBOOK":
+            condition = cardindex.filter_condition(filters, self._state.id)
+            if condition is not None:
+                yield from self._search(condition)
+                return
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
         stmt = select_items(self._state.id, self._storage.max_resource_size)
         if tag is not None:
@@ -161,6 +167,20 @@ class Collection(radicale_storage.BaseCollection):
         for item in self._stream(stmt.order_by(ItemRow.id)):
             item_start, item_end = item.time_range
             yield item, simple and (start <= item_start or item_end <= end)
+
+    def _search(self, condition: Any) -> Iterator[tuple[radicale_item.Item, bool]]:  # noqa: ANN401
+        """Items matching ``condition``, and unindexed ones for Radicale to filter."""
+        assert self._state.id is not None
+        indexed = cardindex.indexed(self._state.id)
+        stmt = (
+            select_items(self._state.id, self._storage.max_resource_size)
+            .add_columns(indexed.label("indexed"))
+            .where(condition | ~indexed)
+            .order_by(ItemRow.id)
+        )
+        with self._storage.transactions.session() as session:
+            for row in session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
+                yield to_item(self, row), bool(row.indexed)
 
     def has_uid(self, uid: str) -> bool:
         """One indexed lookup of (collection, uid)."""
@@ -195,13 +215,18 @@ class Collection(radicale_storage.BaseCollection):
         now = self._storage.now()
         columns = {**values.columns(), "revision": revision, "modified": now}
         if old_row is None:
-            session.execute(
-                ItemRow.__table__.insert().values(  # type: ignore[attr-defined]
-                    collection_id=collection_id, href=href, **columns
-                )
-            )
+            item_id = session.execute(
+                ItemRow.__table__.insert()  # type: ignore[attr-defined]
+                .values(collection_id=collection_id, href=href, **columns)
+                .returning(ItemRow.id)
+            ).scalar_one()
         else:
             session.execute(update(ItemRow).where(ItemRow.id == old_row.id).values(**columns))
+            item_id = old_row.id
+        if values.name == "VCARD":
+            cardindex.index_item(
+                session, item_id, collection_id, item.vobject_item, replace=old_row is not None
+            )
         sync.record_change(session, collection_id, href, revision, deleted=False)
         self._after_write(revision, now)
         new_item = to_item(self, SimpleNamespace(href=href, modified=now, **asdict(values)))

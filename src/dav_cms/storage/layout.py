@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.upsert import insert_ignore
-from dav_cms.storage import sync
+from dav_cms.storage import cardindex, sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
 from dav_cms.storage.items import ItemValues, fits_size, is_safe_href, select_items, to_item
 
@@ -224,19 +224,22 @@ class CollectionLayout:
         batch: list[dict[str, Any]] = []
         now = self._storage.now()
         revision = 1
+        fields: dict[str, list[dict[str, Any]]] = {}
         for item in items:
             values = ItemValues.of(item)
             href = _free_href(values.uid or "", values.etag, suffix, used)
             used.add(href)
+            if values.name == "VCARD":
+                fields[href] = cardindex.field_rows(item.vobject_item)
             batch.append({
                 "collection_id": collection_id, "href": href,
                 "revision": revision, "modified": now, **values.columns(),
             })
             if len(batch) >= INSERT_BATCH:
-                session.execute(insert(ItemRow), batch)
+                self._insert_batch(session, collection_id, batch, fields)
                 batch = []
         if batch:
-            session.execute(insert(ItemRow), batch)
+            self._insert_batch(session, collection_id, batch, fields)
         if used:
             session.execute(
                 update(CollectionRow)
@@ -245,6 +248,20 @@ class CollectionLayout:
             )
             collection._after_write(revision, now)
         return list(used)
+
+    @staticmethod
+    def _insert_batch(
+        session: Session, collection_id: int, batch: list[dict[str, Any]],
+        fields: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Insert items, then the index rows of those that are vCards (``fields`` by href)."""
+        if not fields:
+            session.execute(insert(ItemRow), batch)
+            return
+        ids = session.execute(insert(ItemRow).returning(ItemRow.id, ItemRow.href), batch).all()
+        cardindex.add_fields(session, collection_id, (
+            (row.id, fields.pop(row.href)) for row in ids if row.href in fields
+        ))
 
     # -- moves and deletion -----------------------------------------------------
 
@@ -278,6 +295,7 @@ class CollectionLayout:
             update(ItemRow).where(ItemRow.id == row_id).values(
                 collection_id=target_id, href=to_href, revision=revision, modified=now)
         )
+        cardindex.move_fields(session, row_id, target_id)
         sync.record_change(session, target_id, to_href, revision, deleted=False)
         to_collection._after_write(revision, now)
 
