@@ -193,3 +193,25 @@ def test_plugin_loads_through_radicale(migrated_db_url: str) -> None:
     assert plugin.login("ghost", "pw", context)[0] == ""
     accounts.set_disabled(url, "alice", disabled=True)
     assert plugin.login("alice", "pw", context)[0] == ""  # no stale login cache
+
+
+def test_verified_password_memo_never_changes_an_answer() -> None:
+    """A remembered success is tied to the exact stored hash and the exact password."""
+    first = passwords.hash_password("right-password")
+    assert passwords.verify_password("right-password", first) == (True, None)
+    assert passwords.verify_password("right-password", first) == (True, None)  # remembered
+    assert passwords.verify_password("wrong-password", first)[0] is False
+    second = passwords.hash_password("other-password")  # a password change: new hash
+    assert passwords.verify_password("right-password", second)[0] is False
+    assert passwords.verify_password("other-password", second) == (True, None)
+
+
+def test_disabled_after_a_remembered_login_is_refused(migrated_db_url: str) -> None:
+    accounts.add_user(migrated_db_url, "memo", "memo-password")
+    assert accounts.authenticate(migrated_db_url, "memo", "memo-password")
+    accounts.set_disabled(migrated_db_url, "memo", True)
+    assert not accounts.authenticate(migrated_db_url, "memo", "memo-password")
+    accounts.set_disabled(migrated_db_url, "memo", False)
+    accounts.set_password(migrated_db_url, "memo", "new-memo-password")
+    assert not accounts.authenticate(migrated_db_url, "memo", "memo-password")
+    assert accounts.authenticate(migrated_db_url, "memo", "new-memo-password")

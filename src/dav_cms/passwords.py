@@ -6,8 +6,10 @@ Nothing here logs a password, a hash or anything derived from them.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import secrets
+import threading
 
 from passlib.context import CryptContext
 from passlib.exc import PasswordValueError, UnknownHashError
@@ -17,6 +19,21 @@ logger = logging.getLogger(__name__)
 # passlib's argon2 defaults (argon2id, t=3, m=64 MiB, p=4). A hash made with other
 # parameters still verifies and is flagged for rehashing (``needs_update``).
 _CONTEXT = CryptContext(schemes=["argon2"])
+
+# Verified credentials of this process: stored hash -> keyed digest of the password
+# that matched it. DAV clients send the password with every request and argon2 is
+# (deliberately) slow, so a password already proven against *this exact stored
+# hash* is not hashed again. The answer never changes: a new password or a rehash
+# stores a new hash (a miss), a disabled account is refused before we get here,
+# and a wrong password is always checked by argon2.
+_MEMO_KEY = secrets.token_bytes(32)
+_MEMO_LIMIT = 10_000
+_memo: dict[str, str] = {}
+_memo_lock = threading.Lock()
+
+
+def _digest(password: str) -> str:
+    return hmac.new(_MEMO_KEY, password.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -49,6 +66,11 @@ def verify_password(password: str, password_hash: str) -> tuple[bool, str | None
         ``(matches, new_hash)``: ``new_hash`` is a fresh hash of the password when
         it matched and the stored hash uses outdated parameters, else None.
     """
+    digest = _digest(password)
+    with _memo_lock:
+        remembered = _memo.get(password_hash)
+    if remembered is not None and hmac.compare_digest(remembered, digest):
+        return True, None
     try:
         matches, new_hash = _CONTEXT.verify_and_update(password, password_hash)
     except UnknownHashError:
@@ -57,6 +79,11 @@ def verify_password(password: str, password_hash: str) -> tuple[bool, str | None
     except PasswordValueError:
         # Too long to hash: it cannot match anything we stored.
         return False, None
+    if matches and not new_hash:
+        with _memo_lock:
+            if len(_memo) >= _MEMO_LIMIT:
+                _memo.clear()
+            _memo[password_hash] = digest
     return bool(matches), (str(new_hash) if new_hash else None)
 
 
