@@ -141,7 +141,11 @@ BAD_INPUT = [
         1,
         "already exists",
     ),
-    (("collection", "create", "--owner-group", "sales", "--calendar", "a/b"), 2, "invalid"),
+    (
+        ("collection", "create", "--owner-group", "sales", "--calendar", "a/b"),
+        2,
+        "must not contain '/'",
+    ),
     (("collection", "create", "--owner-group", "sales", "--calendar", ".x"), 2, "'.'"),
     (
         ("collection", "create", "--owner", "alice", "--calendar", "x", "--permissions", "r"),

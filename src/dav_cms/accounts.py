@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dav_cms import passwords
+from dav_cms import names, passwords
 from dav_cms.db.models import Collection, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
@@ -29,9 +29,6 @@ from dav_cms.errors import ConflictError, NotFoundError
 logger = logging.getLogger(__name__)
 
 MAX_LOGIN_LENGTH = 255
-# Refused by Radicale's default user validation (``[server] validate_user_value =
-# minimal``); ":" also cannot travel in HTTP Basic credentials.
-_FORBIDDEN_LOGIN_CHARS = frozenset(":'\"*?,")
 
 
 @dataclass(frozen=True)
@@ -60,22 +57,7 @@ def normalise_login(login: str) -> str:
     Raises:
         ValueError: The login is empty, too long, or has a character it cannot hold.
     """
-    login = login.strip()
-    if not login:
-        raise ValueError("the login must not be empty")
-    if len(login) > MAX_LOGIN_LENGTH:
-        msg = f"the login is longer than {MAX_LOGIN_LENGTH} characters"
-        raise ValueError(msg)
-    if any(unicodedata.category(char).startswith("C") for char in login):
-        raise ValueError("the login must not contain control characters")
-    if "/" in login:
-        raise ValueError("the login must not contain '/' (it names a folder)")
-    if login.startswith("."):
-        raise ValueError("the login must not start with '.'")
-    bad = sorted(_FORBIDDEN_LOGIN_CHARS.intersection(login))
-    if bad:
-        msg = f"the login must not contain {' '.join(bad)} (refused by Radicale)"
-        raise ValueError(msg)
+    login = names.check_segment(login, "login", MAX_LOGIN_LENGTH)
     if login.count("@") > 1 or login.startswith("@") or login.endswith("@"):
         raise ValueError("the login may hold one '@', not at its start or end")
     return login

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ from radicale import storage as radicale_storage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dav_cms import accounts, groups
+from dav_cms import accounts, groups, names
 from dav_cms.accounts import _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, User
 from dav_cms.errors import ConflictError, NotFoundError
@@ -32,7 +31,6 @@ KINDS = {"addressbook": "VADDRESSBOOK", "calendar": "VCALENDAR"}
 PERMISSIONS = ("r", "rw")
 # What MKCALENDAR's clients ask for and Radicale's own default calendars hold.
 CALENDAR_COMPONENTS = "VEVENT,VTODO,VJOURNAL"
-_FORBIDDEN_NAME_CHARS = frozenset(":'\"*?,")
 
 
 @dataclass(frozen=True)
@@ -52,19 +50,7 @@ def check_name(name: str) -> str:
     Raises:
         ValueError: It cannot.
     """
-    name = name.strip()
-    if not name or not pathutils.is_safe_path_component(name):
-        msg = f"invalid collection name {name!r}: one path segment, not '.' or '..'"
-        raise ValueError(msg)
-    if name.startswith("."):
-        raise ValueError("the collection name must not start with '.'")
-    if any(unicodedata.category(char).startswith("C") for char in name):
-        raise ValueError("the collection name must not contain control characters")
-    bad = sorted(_FORBIDDEN_NAME_CHARS.intersection(name))
-    if bad:
-        msg = f"the collection name must not contain {' '.join(bad)} (refused by Radicale)"
-        raise ValueError(msg)
-    return name
+    return names.check_segment(name, "collection name")
 
 
 def props_for(kind: str, display_name: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ marks them with ``:``. Names are case-sensitive.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +18,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dav_cms import names
 from dav_cms.accounts import _check_text, _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, User
 from dav_cms.errors import ConflictError, NotFoundError
@@ -27,9 +27,6 @@ from dav_cms.storage.layout import COMPANY_ROOT
 logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 255
-# Radicale's minimal user/group validation refuses these; "," and ":" separate
-# and mark groups in sharing records.
-_FORBIDDEN_NAME_CHARS = frozenset(":'\"*?,")
 
 
 @dataclass(frozen=True)
@@ -54,23 +51,7 @@ def normalise_name(name: str) -> str:
     Raises:
         ValueError: The name is empty, too long, or has a character it cannot hold.
     """
-    name = name.strip()
-    if not name:
-        raise ValueError("the group name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        msg = f"the group name is longer than {MAX_NAME_LENGTH} characters"
-        raise ValueError(msg)
-    if any(unicodedata.category(char).startswith("C") for char in name):
-        raise ValueError("the group name must not contain control characters")
-    if "/" in name:
-        raise ValueError("the group name must not contain '/' (it names a folder)")
-    if name.startswith("."):
-        raise ValueError("the group name must not start with '.'")
-    bad = sorted(_FORBIDDEN_NAME_CHARS.intersection(name))
-    if bad:
-        msg = f"the group name must not contain {' '.join(bad)} (refused by Radicale)"
-        raise ValueError(msg)
-    return name
+    return names.check_segment(name, "group name", MAX_NAME_LENGTH)
 
 
 def folder(name: str) -> str:

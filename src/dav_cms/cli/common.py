@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dav_cms.config import ENV_DATABASE_URL, ensure_sqlite_dir, resolve_database_url
 from dav_cms.db.migrate import ensure_schema
@@ -35,3 +37,12 @@ def database_url(args: argparse.Namespace, *, prepare: bool = True) -> str:
         ensure_sqlite_dir(url)
         ensure_schema(url)
     return url
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Report the domain's ValueErrors (bad names, malformed values) as usage errors."""
+    try:
+        yield
+    except ValueError as exc:
+        raise CliError(str(exc), usage=True) from exc

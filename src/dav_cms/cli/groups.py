@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from dav_cms import groups
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
 
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
@@ -59,23 +57,14 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
         add_database_option(action)
 
 
-@contextmanager
-def _usage_errors() -> Iterator[None]:
-    """Report the domain's ValueErrors (bad names) as usage errors."""
-    try:
-        yield
-    except ValueError as exc:
-        raise CliError(str(exc), usage=True) from exc
-
-
 def _name(value: str) -> str:
-    with _usage_errors():
+    with usage_errors():
         return groups.normalise_name(value)
 
 
 def _add(args: argparse.Namespace) -> int:
     name = _name(args.name)
-    with _usage_errors():
+    with usage_errors():
         groups.add_group(database_url(args), name, args.display_name)
     print(f"created group {name}")
     return 0

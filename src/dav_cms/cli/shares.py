@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dav_cms import shares
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
 
 T = TypeVar("T")
 
@@ -82,17 +81,8 @@ def _recipient_options(parser: argparse.ArgumentParser, *, required: bool) -> No
     who.add_argument("--group", metavar="NAME", help="the group the collection is shared with")
 
 
-@contextmanager
-def _usage_errors() -> Iterator[None]:
-    """Report the domain's ValueErrors (malformed values) as usage errors."""
-    try:
-        yield
-    except ValueError as exc:
-        raise CliError(str(exc), usage=True) from exc
-
-
 def _checked(check: Callable[[str], T], value: str) -> T:
-    with _usage_errors():
+    with usage_errors():
         return check(value)
 
 
@@ -100,7 +90,7 @@ def _add(args: argparse.Namespace) -> int:
     _checked(shares.check_permissions, args.permissions)
     _checked(shares.collection_path, args.path)
     url = database_url(args)
-    with _usage_errors():
+    with usage_errors():
         record, created = shares.add_map_share(
             url, args.path, user=args.user, group=args.group, permissions=args.permissions
         )
@@ -128,7 +118,7 @@ def _link(args: argparse.Namespace) -> int:
         raise CliError(msg, usage=True)
     _checked(shares.collection_path, args.path)
     url = database_url(args)
-    with _usage_errors():
+    with usage_errors():
         token = shares.add_token_share(url, args.path, args.permissions)
     print(token)
     if args.base_url:
@@ -182,7 +172,7 @@ def _revoke(args: argparse.Namespace) -> int:
     else:
         _checked(shares.collection_path, args.target)
     url = database_url(args)
-    with _usage_errors():
+    with usage_errors():
         removed = shares.revoke(url, args.target, user=args.user, group=args.group)
     for record in removed:
         if by_token:

@@ -13,12 +13,10 @@ import getpass
 import json
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from dav_cms import accounts
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
 from dav_cms.errors import ConflictError
 
 GENERATED_PASSWORD_BYTES = 18
@@ -85,17 +83,8 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
         add_database_option(action)
 
 
-@contextmanager
-def _usage_errors() -> Iterator[None]:
-    """Report the domain's ValueErrors (bad login, empty password...) as usage errors."""
-    try:
-        yield
-    except ValueError as exc:
-        raise CliError(str(exc), usage=True) from exc
-
-
 def _login(value: str) -> str:
-    with _usage_errors():
+    with usage_errors():
         return accounts.normalise_login(value)
 
 
@@ -127,7 +116,7 @@ def _add(args: argparse.Namespace) -> int:
         msg = f"user {login!r} already exists"
         raise ConflictError(msg)
     password, generated = _read_password(args, login)
-    with _usage_errors():
+    with usage_errors():
         accounts.add_user(url, login, password, email=args.email, display_name=args.display_name)
     print(f"created user {login}")
     if generated:
@@ -177,7 +166,7 @@ def _passwd(args: argparse.Namespace) -> int:
     url = database_url(args)
     accounts.get_user(url, login)
     password, generated = _read_password(args, login)
-    with _usage_errors():
+    with usage_errors():
         accounts.set_password(url, login, password)
     print(f"changed the password of {login}")
     if generated:
