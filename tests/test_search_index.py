@@ -10,12 +10,9 @@ same stored items, so any difference is the index's.
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import random
 import re
-import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import unquote
@@ -34,6 +31,7 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
 from dav_cms.storage import cardindex
 from tests import factories
+from tests.wsgi import Client
 
 CR = "urn:ietf:params:xml:ns:carddav"
 BOOK = "/alice/book/"
@@ -439,28 +437,8 @@ QUERY = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def _call(app: Application, method: str, path: str, body: str = "", **headers: str) -> Any:
-    data = body.encode()
-    auth = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "5232",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.input": io.BytesIO(data),
-        "CONTENT_LENGTH": str(len(data)),
-        "HTTP_AUTHORIZATION": f"Basic {auth}",
-    }
-    for name, value in headers.items():
-        key = name.upper().replace("-", "_")
-        environ[key if key == "CONTENT_TYPE" else "HTTP_" + key] = value
-    status: list[str] = []
-    answer = b"".join(app(environ, lambda line, _headers: status.append(line)))
-    return int(status[0].split()[0]), answer.decode()
+    status, _, answer = Client(app, "alice", PASSWORD)(method, path, body, **headers)
+    return status, answer
 
 
 def test_addressbook_query_over_http(migrated_db_url: str) -> None:

@@ -26,6 +26,7 @@ from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import NotFoundError
 from dav_cms.importers import Entry, ParseResult, Skipped, csv, export, ics, vcf
+from dav_cms.storage.layout import free_href
 
 logger = logging.getLogger(__name__)
 
@@ -194,22 +195,10 @@ def _store(
         summary.updated += 1
     else:
         suffix = SUFFIXES[collection.tag]
-        href = _free_href(uid, suffix, existing)
+        href = free_href(uid, item.etag, suffix, {href for href, _ in existing.values()})
         collection.upload(href, item)
         summary.created += 1
     existing[uid] = (href, item.etag)
-
-
-def _free_href(uid: str, suffix: str, existing: dict[str, tuple[str, str]]) -> str:
-    taken = {href for href, _ in existing.values()}
-    candidate = uid if uid.lower().endswith(suffix) else uid + suffix
-    if (
-        pathutils.is_safe_filesystem_path_component(candidate)
-        and candidate not in taken
-        and len(candidate.encode()) <= 255
-    ):
-        return candidate
-    return radicale_item.find_available_uid(lambda href: href in taken, suffix)
 
 
 def export_collection(url: str, login: str, name: str, fmt: str) -> str:

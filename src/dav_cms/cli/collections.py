@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from dav_cms import collection_admin
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, add_database_option, database_url, print_table
 
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
@@ -100,8 +100,5 @@ def _list(args: argparse.Namespace) -> int:
         )
         for info in found
     ]
-    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    print_table(table)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from dav_cms.config import ENV_DATABASE_URL, ensure_sqlite_dir, resolve_database_url
@@ -46,3 +46,11 @@ def usage_errors() -> Iterator[None]:
         yield
     except ValueError as exc:
         raise CliError(str(exc), usage=True) from exc
+
+
+def print_table(table: Sequence[Sequence[str]]) -> None:
+    """Print rows (the first one the header) as left-aligned columns."""
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())

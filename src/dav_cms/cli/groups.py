@@ -14,7 +14,13 @@ import sys
 from typing import Any
 
 from dav_cms import groups
-from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
+from dav_cms.cli.common import (
+    CliError,
+    add_database_option,
+    database_url,
+    print_table,
+    usage_errors,
+)
 
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
@@ -89,10 +95,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "DISPLAY NAME", "MEMBERS")]
     table += [(group.name, group.display_name, str(group.members)) for group in found]
-    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    print_table(table)
     return 0
 
 

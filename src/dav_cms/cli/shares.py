@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dav_cms import shares
-from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
+from dav_cms.cli.common import (
+    CliError,
+    add_database_option,
+    database_url,
+    print_table,
+    usage_errors,
+)
 
 T = TypeVar("T")
 
@@ -158,10 +164,7 @@ def _list(args: argparse.Namespace) -> int:
                 "yes" if active else "no",
             )
         )
-    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    print_table(table)
     return 0
 
 

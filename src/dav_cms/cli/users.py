@@ -16,7 +16,13 @@ import sys
 from typing import Any
 
 from dav_cms import accounts
-from dav_cms.cli.common import CliError, add_database_option, database_url, usage_errors
+from dav_cms.cli.common import (
+    CliError,
+    add_database_option,
+    database_url,
+    print_table,
+    usage_errors,
+)
 from dav_cms.errors import ConflictError
 
 GENERATED_PASSWORD_BYTES = 18
@@ -154,10 +160,7 @@ def _list(args: argparse.Namespace) -> int:
         )
         for user in users
     ]
-    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    print_table(table)
     return 0
 
 

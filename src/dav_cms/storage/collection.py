@@ -102,9 +102,7 @@ class Collection(radicale_storage.BaseCollection):
 
     # -- reading --------------------------------------------------------
 
-    def get_multi(
-        self, hrefs: Iterable[str]
-    ) -> Iterator[tuple[str, radicale_item.Item | None]]:
+    def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
         """Fetch several items with one query per batch of hrefs.
 
         An item larger than ``max_resource_size`` is left out altogether, as
@@ -140,11 +138,14 @@ class Collection(radicale_storage.BaseCollection):
         stmt = select_items(self._state.id, max_size).order_by(ItemRow.id)
         yield from self._stream(stmt)
 
-    def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
+    def _rows(self, stmt: Any) -> Iterator[Any]:  # noqa: ANN401
+        """Rows of ``stmt``, fetched in batches (a listing is never held in memory)."""
         with self._storage.transactions.session() as session:
-            result = session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
-            for row in result:
-                yield to_item(self, row)
+            yield from session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+
+    def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
+        for row in self._rows(stmt):
+            yield to_item(self, row)
 
     def get_filtered(
         self, filters: Iterable[ET.Element]
@@ -178,9 +179,8 @@ class Collection(radicale_storage.BaseCollection):
             .where(condition | ~indexed)
             .order_by(ItemRow.id)
         )
-        with self._storage.transactions.session() as session:
-            for row in session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
-                yield to_item(self, row), bool(row.indexed)
+        for row in self._rows(stmt):
+            yield to_item(self, row), bool(row.indexed)
 
     def has_uid(self, uid: str) -> bool:
         """One indexed lookup of (collection, uid)."""
@@ -207,9 +207,7 @@ class Collection(radicale_storage.BaseCollection):
         values = ItemValues.of(item)
         collection_id = self._require_id()
         session = self._storage.write_session()
-        old_row = session.execute(
-            select_items(collection_id).where(ItemRow.href == href)
-        ).first()
+        old_row = session.execute(select_items(collection_id).where(ItemRow.href == href)).first()
         old_item = to_item(self, old_row) if old_row is not None else None
         revision = sync.bump_revision(session, collection_id)
         now = self._storage.now()
@@ -242,9 +240,7 @@ class Collection(radicale_storage.BaseCollection):
             raise radicale_storage.ComponentNotFoundError(href)
         session = self._storage.write_session()
         result = session.execute(
-            delete(ItemRow).where(
-                ItemRow.collection_id == self._state.id, ItemRow.href == href
-            )
+            delete(ItemRow).where(ItemRow.collection_id == self._state.id, ItemRow.href == href)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             raise radicale_storage.ComponentNotFoundError(href)

@@ -39,7 +39,7 @@ def _parent(path: str) -> str | None:
 
 
 def _ancestors(path: str) -> list[str]:
-    """"" and every proper prefix of ``path``, outermost first."""
+    """ "" and every proper prefix of ``path``, outermost first."""
     parts = path.split("/") if path else []
     return [""] + ["/".join(parts[:depth]) for depth in range(1, len(parts))] if parts else []
 
@@ -171,8 +171,10 @@ class CollectionLayout:
         """Create ``path`` and its parents as plain collections where missing."""
         for ancestor in [*_ancestors(path), path]:
             insert_ignore(
-                session, CollectionRow.__table__,  # type: ignore[arg-type]
-                self._new_row(ancestor), keys=("path",),
+                session,
+                CollectionRow.__table__,  # type: ignore[arg-type]
+                self._new_row(ancestor),
+                keys=("path",),
             )
         state = self.load(session, path)
         assert state is not None
@@ -215,8 +217,11 @@ class CollectionLayout:
         return collection, replaced, new_hrefs
 
     def _insert_all(
-        self, session: Session, collection: Collection,
-        items: Iterable[radicale_item.Item], suffix: str,
+        self,
+        session: Session,
+        collection: Collection,
+        items: Iterable[radicale_item.Item],
+        suffix: str,
     ) -> list[str]:
         collection_id = collection.id
         assert collection_id is not None
@@ -227,14 +232,19 @@ class CollectionLayout:
         fields: dict[str, list[dict[str, Any]]] = {}
         for item in items:
             values = ItemValues.of(item)
-            href = _free_href(values.uid or "", values.etag, suffix, used)
+            href = free_href(values.uid or "", values.etag, suffix, used)
             used.add(href)
             if values.name == "VCARD":
                 fields[href] = cardindex.field_rows(item.vobject_item)
-            batch.append({
-                "collection_id": collection_id, "href": href,
-                "revision": revision, "modified": now, **values.columns(),
-            })
+            batch.append(
+                {
+                    "collection_id": collection_id,
+                    "href": href,
+                    "revision": revision,
+                    "modified": now,
+                    **values.columns(),
+                }
+            )
             if len(batch) >= INSERT_BATCH:
                 self._insert_batch(session, collection_id, batch, fields)
                 batch = []
@@ -251,7 +261,9 @@ class CollectionLayout:
 
     @staticmethod
     def _insert_batch(
-        session: Session, collection_id: int, batch: list[dict[str, Any]],
+        session: Session,
+        collection_id: int,
+        batch: list[dict[str, Any]],
         fields: dict[str, list[dict[str, Any]]],
     ) -> None:
         """Insert items, then the index rows of those that are vCards (``fields`` by href)."""
@@ -259,15 +271,20 @@ class CollectionLayout:
             session.execute(insert(ItemRow), batch)
             return
         ids = session.execute(insert(ItemRow).returning(ItemRow.id, ItemRow.href), batch).all()
-        cardindex.add_fields(session, collection_id, (
-            (row.id, fields.pop(row.href)) for row in ids if row.href in fields
-        ))
+        cardindex.add_fields(
+            session,
+            collection_id,
+            ((row.id, fields.pop(row.href)) for row in ids if row.href in fields),
+        )
 
     # -- moves and deletion -----------------------------------------------------
 
     def move(
-        self, session: Session, item: radicale_item.Item,
-        to_collection: Collection, to_href: str,
+        self,
+        session: Session,
+        item: radicale_item.Item,
+        to_collection: Collection,
+        to_href: str,
     ) -> None:
         """Move ``item`` to ``to_href`` of ``to_collection``, replacing what is there."""
         if not is_safe_href(to_href):
@@ -280,8 +297,7 @@ class CollectionLayout:
         if source_id == target_id and item.href == to_href:
             return
         row_id = session.execute(
-            select(ItemRow.id).where(
-                ItemRow.collection_id == source_id, ItemRow.href == item.href)
+            select(ItemRow.id).where(ItemRow.collection_id == source_id, ItemRow.href == item.href)
         ).scalar()
         if row_id is None:
             raise radicale_storage.ComponentNotFoundError(item.href)
@@ -292,8 +308,9 @@ class CollectionLayout:
         revision = sync.bump_revision(session, target_id)
         now = self._storage.now()
         session.execute(
-            update(ItemRow).where(ItemRow.id == row_id).values(
-                collection_id=target_id, href=to_href, revision=revision, modified=now)
+            update(ItemRow)
+            .where(ItemRow.id == row_id)
+            .values(collection_id=target_id, href=to_href, revision=revision, modified=now)
         )
         cardindex.move_fields(session, row_id, target_id)
         sync.record_change(session, target_id, to_href, revision, deleted=False)
@@ -307,8 +324,8 @@ class CollectionLayout:
         session.execute(delete(CollectionRow).where(condition))
 
 
-def _free_href(uid: str, etag: str, suffix: str, used: set[str]) -> str:
-    """The href Radicale's file storage would pick for an item of a new collection."""
+def free_href(uid: str, etag: str, suffix: str, used: set[str]) -> str:
+    """The href Radicale's file storage would pick for a new item: UID, else etag, else random."""
     candidates = []
     if uid:
         candidates.append(uid if uid.lower().endswith(suffix.lower()) else uid + suffix)
@@ -317,4 +334,5 @@ def _free_href(uid: str, etag: str, suffix: str, used: set[str]) -> str:
         if is_safe_href(href) and href not in used:
             return href
     return radicale_item.find_available_uid(
-        lambda href: href in used or not is_safe_href(href), suffix)
+        lambda href: href in used or not is_safe_href(href), suffix
+    )
