@@ -26,7 +26,14 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     """Add ``serve``."""
-    parser = subparsers.add_parser("serve", help="run the CardDAV/CalDAV server")
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the CardDAV/CalDAV server",
+        description=(
+            "Run Radicale with dav_cms's plugins. Without --config: storage, accounts, "
+            "groups, rights and sharing (map shares and links) all from the database."
+        ),
+    )
     parser.add_argument(
         "--host", help=f"address to listen on (default {radicale_config.DEFAULT_HOST})"
     )

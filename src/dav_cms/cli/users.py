@@ -30,7 +30,9 @@ GENERATED_PASSWORD_BYTES = 18
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     """Add ``user`` and its subcommands."""
-    parser = subparsers.add_parser("user", help="accounts: add, list, passwd, disable, delete")
+    parser = subparsers.add_parser(
+        "user", help="accounts: add, list, passwd, disable, enable, delete, admin"
+    )
     sub = parser.add_subparsers(dest="user_command", metavar="ACTION", required=True)
 
     add = sub.add_parser("add", help="create an account")
