@@ -14,6 +14,10 @@ from dav_cms.errors import SchemaError
 
 DAV_TABLES = {
     "card_fields",
+    "card_search",
+    "login_failures",
+    "app_passwords",
+    "audit_log",
     "users",
     "collections",
     "items",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +39,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Administrators may read and manage every collection.
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # False bars the main password from DAV: clients must use an app password.
+    dav_main_password: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -97,7 +100,11 @@ class Change(Base):
     """RFC 6578 change log: the revision at which each href last changed."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index(None, "collection_id", "revision"),)
+    __table_args__ = (
+        Index(None, "collection_id", "revision"),
+        # Pruning old tombstones reads only the deleted rows of one collection.
+        Index(None, "collection_id", "deleted", "changed_at"),
+    )
 
     collection_id: Mapped[int] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
@@ -116,9 +123,7 @@ class Group(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     display_name: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class GroupMember(Base):
@@ -204,3 +209,74 @@ class CardField(Base):
     value_folded: Mapped[str | None] = mapped_column(Text)
     # TEL only: the ASCII digits of the value.
     value_digits: Mapped[str | None] = mapped_column(Text)
+
+
+class CardSearch(Base):
+    """The search text of one vCard: folded words of its searchable values.
+
+    See :mod:`dav_cms.storage.searchtext`. On SQLite the FTS5 table
+    ``card_search_fts`` (external content, kept by triggers) indexes ``body``; on
+    PostgreSQL a GIN index on ``to_tsvector('simple', body)`` does. Both are made
+    by the migration only, not by these models.
+    """
+
+    __tablename__ = "card_search"
+    __table_args__ = (Index(None, "collection_id"),)
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection_id: Mapped[int] = mapped_column(IdType)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class LoginFailure(Base):
+    """Failed logins of one login name or one client address (login throttling)."""
+
+    __tablename__ = "login_failures"
+
+    # "login" or "address".
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Epoch milliseconds.
+    last_failure_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    blocked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AppPassword(Base):
+    """A secret of its own for one device or program, revocable on its own."""
+
+    __tablename__ = "app_passwords"
+    __table_args__ = (UniqueConstraint("user_id", "label"), Index(None, "user_id", "prefix"))
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(255))
+    # The first characters of the secret (not secret themselves): picks the hash to check.
+    prefix: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One line of the audit log: who did what, when, from where."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "actor", "at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    # A login, "" for an anonymous request, "cli:<os user>" for the dav-cms command.
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    # Client address ("" when not over the network).
+    address: Mapped[str] = mapped_column(String(64), default="")
+    # E.g. login.success, login.failure, item.create, collection.delete, share.add.
+    action: Mapped[str] = mapped_column(String(64))
+    # The path, login or group the action is about.
+    target: Mapped[str] = mapped_column(Text, default="")
+    # JSON object with anything else worth keeping.
+    detail: Mapped[str] = mapped_column(Text, default="")

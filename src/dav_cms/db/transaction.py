@@ -78,9 +78,7 @@ class Transactions:
             session.connection(execution_options={"dav_cms_begin": begin})
         elif self.dialect == "postgresql" and mode == "r":
             # One consistent snapshot for everything a read request looks at.
-            session.connection(
-                execution_options={"isolation_level": "REPEATABLE READ"}
-            )
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         return session
 
     @contextmanager

@@ -54,9 +54,7 @@ class Storage(radicale_storage.BaseStorage):
         engine = get_engine(self.database_url)
         self.transactions = Transactions.of(engine)
         self.max_sync_token_age: int = configuration.get("storage", "max_sync_token_age")
-        self.max_rrule_occurrence: int = configuration.get(
-            "server", "max_vevent_rrule_occurrence"
-        )
+        self.max_rrule_occurrence: int = configuration.get("server", "max_vevent_rrule_occurrence")
         # Larger items are hidden from reads, as Radicale's file storage does.
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
         if configuration.get("storage", "hook"):
@@ -66,12 +64,10 @@ class Storage(radicale_storage.BaseStorage):
             )
         self._layout = CollectionLayout(self)
         group_folder = configuration.get("group", "group_collections_folder")
-        self._group_collections_folder: str = pathutils.strip_path(
-            pathutils.sanitize_path(group_folder)
-        ) if group_folder else ""
-        logger.info(
-            "dav_cms storage on %s", engine.url.render_as_string(hide_password=True)
+        self._group_collections_folder: str = (
+            pathutils.strip_path(pathutils.sanitize_path(group_folder)) if group_folder else ""
         )
+        logger.info("dav_cms storage on %s", engine.url.render_as_string(hide_password=True))
 
     # -- plumbing used by collections ---------------------------------------
 
@@ -133,7 +129,9 @@ class Storage(radicale_storage.BaseStorage):
 
     @translate_errors
     def move(
-        self, item: radicale_item.Item, to_collection: radicale_storage.BaseCollection,
+        self,
+        item: radicale_item.Item,
+        to_collection: radicale_storage.BaseCollection,
         to_href: str,
     ) -> None:
         """Move ``item`` to ``to_href`` in ``to_collection`` (replacing what is there)."""
@@ -144,4 +142,3 @@ class Storage(radicale_storage.BaseStorage):
     def verify(self) -> bool:
         """Check every stored item: parses, matches its etag, no UID twice."""
         return verify_storage(self)
-

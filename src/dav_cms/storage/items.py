@@ -52,9 +52,7 @@ def is_safe_href(href: str) -> bool:
     )
 
 
-def select_items(
-    collection_id: int, max_size: int | None = None
-) -> Select[*tuple[Any, ...]]:
+def select_items(collection_id: int, max_size: int | None = None) -> Select[*tuple[Any, ...]]:
     """SELECT of the listing columns of one collection's items.
 
     With ``max_size``, items of more bytes are left out (``max_resource_size``).
@@ -71,7 +69,9 @@ def fits_size(row: Any, max_size: int, path: str) -> bool:  # noqa: ANN401
         return True
     logger.warning(
         "item skipped because its size exceeds max_resource_size %d > %d: %r",
-        row.size, max_size, path,
+        row.size,
+        max_size,
+        path,
     )
     return False
 

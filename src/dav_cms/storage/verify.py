@@ -23,8 +23,9 @@ def verify_storage(storage: Storage) -> bool:
     checked = 0
     with storage.transactions.session() as session:
         collections = session.execute(
-            select(CollectionRow.id, CollectionRow.path, CollectionRow.tag)
-            .order_by(CollectionRow.path)
+            select(CollectionRow.id, CollectionRow.path, CollectionRow.tag).order_by(
+                CollectionRow.path
+            )
         ).all()
         for collection in collections:
             rows = session.execute(
@@ -39,17 +40,13 @@ def verify_storage(storage: Storage) -> bool:
                 )
                 if problem:
                     errors += 1
-                    logger.error(
-                        "Invalid item %r in %r: %s", row.href, collection.path, problem
-                    )
+                    logger.error("Invalid item %r in %r: %s", row.href, collection.path, problem)
             logger.info("Verified collection %r", collection.path)
     logger.info("Verified %d items, %d invalid", checked, errors)
     return errors == 0
 
 
-def _check_item(
-    text: str, etag: str, uid: str | None, tag: str, max_occurrence: int
-) -> str:
+def _check_item(text: str, etag: str, uid: str | None, tag: str, max_occurrence: int) -> str:
     if radicale_item.get_etag(text) != etag:
         return "stored etag does not match the text"
     try:
