@@ -11,7 +11,6 @@ from types import FrameType
 from typing import Any
 
 from radicale import log as radicale_log
-from radicale import server as radicale_server
 from sqlalchemy import func, select
 
 from dav_cms import radicale_config
@@ -20,6 +19,7 @@ from dav_cms.config import ensure_sqlite_dir
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
+from dav_cms.web import server as web_server
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"dav-cms serving http://{hosts}/ from {shown}", file=sys.stderr, flush=True)
     try:
-        radicale_server.serve(configuration, shutdown_out)
+        web_server.serve(configuration, shutdown_out)
     except OSError as exc:
         msg = f"cannot listen on {hosts}: {exc}"
         raise CliError(msg) from exc

@@ -11,10 +11,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from radicale import log as radicale_log
-from radicale.app import Application
 
 from dav_cms.db.session import dispose_engines
 from dav_cms.radicale_config import format_hosts
+from dav_cms.web import WSGIApp, make_application
 
 THREADS_PER_WORKER = 4
 WORKER_TIMEOUT_SECONDS = 120
@@ -30,13 +30,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Application:
+    def load(self) -> WSGIApp:
         radicale_log.setup()
         radicale_log.set_level(
             self._configuration.get("logging", "level"),
             self._configuration.get("logging", "backtrace_on_debug"),
         )
-        return Application(self._configuration)
+        return make_application(self._configuration)
 
 
 def _after_fork(_server: Any, _worker: Any) -> None:  # noqa: ANN401

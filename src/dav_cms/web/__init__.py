@@ -1,0 +1,26 @@
+"""The WSGI application dav_cms serves: Radicale's, wrapped in dav_cms's layers.
+
+Outermost first: :mod:`~dav_cms.web.context` (who and from where, for the audit
+log and login throttling), :mod:`~dav_cms.web.outage` (database unreachable ->
+503), :mod:`~dav_cms.web.limits` (hostile or broken requests refused before
+Radicale parses them). Each layer is a plain WSGI middleware in its own module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radicale.app import Application
+
+from dav_cms.web import context, limits, outage
+from dav_cms.web.types import WSGIApp
+
+__all__ = ["WSGIApp", "make_application"]
+
+
+def make_application(configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
+    """Radicale's application for ``configuration`` with every dav_cms layer around it."""
+    app: WSGIApp = Application(configuration)
+    app = limits.wrap(app, configuration)
+    app = outage.wrap(app, configuration)
+    return context.wrap(app, configuration)
