@@ -29,46 +29,156 @@ QUERY_MONTH = ("20260301T000000Z", "20260401T000000Z")
 MAX_RRULE_OCCURRENCE = 10000
 
 FIRST_NAMES = [
-    "Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hannah", "Ivan", "Julia",
-    "Karl", "Laura", "Max", "Nina", "Oscar", "Paula", "Quentin", "Rosa", "Simon", "Tina",
-    "Ulrich", "Vera", "William", "Xenia", "Yusuf", "Zoe", "Liam", "Olivia", "Noah", "Mia",
-    "Lucas", "Sofia", "Elias", "Lea", "Jonas", "Marie", "Paul", "Lena", "Tom", "Sarah",
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Felix",
+    "Greta",
+    "Hannah",
+    "Ivan",
+    "Julia",
+    "Karl",
+    "Laura",
+    "Max",
+    "Nina",
+    "Oscar",
+    "Paula",
+    "Quentin",
+    "Rosa",
+    "Simon",
+    "Tina",
+    "Ulrich",
+    "Vera",
+    "William",
+    "Xenia",
+    "Yusuf",
+    "Zoe",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Mia",
+    "Lucas",
+    "Sofia",
+    "Elias",
+    "Lea",
+    "Jonas",
+    "Marie",
+    "Paul",
+    "Lena",
+    "Tom",
+    "Sarah",
 ]
 ACCENTED_FIRST = ["José", "Zoë", "Łukasz", "Søren", "Chloé", "Jürgen", "Ana-María", "Dvořák"]
 LAST_NAMES = [
-    "Smith", "Müller", "Garcia", "Rossi", "Dubois", "Novak", "Jansen", "Kowalski", "Nielsen",
-    "Silva", "Brown", "Schneider", "Martin", "Bianchi", "Leroy", "Horvat", "Visser", "Nowak",
-    "Hansen", "Costa", "Taylor", "Fischer", "Lopez", "Romano", "Moreau", "Kovac", "Bakker",
-    "Wisniewski", "Berg", "Pereira", "Wilson", "Weber", "Sanchez", "Ricci", "Laurent",
-    "Popescu", "Meijer", "Lewandowski", "Lund", "Santos",
+    "Smith",
+    "Müller",
+    "Garcia",
+    "Rossi",
+    "Dubois",
+    "Novak",
+    "Jansen",
+    "Kowalski",
+    "Nielsen",
+    "Silva",
+    "Brown",
+    "Schneider",
+    "Martin",
+    "Bianchi",
+    "Leroy",
+    "Horvat",
+    "Visser",
+    "Nowak",
+    "Hansen",
+    "Costa",
+    "Taylor",
+    "Fischer",
+    "Lopez",
+    "Romano",
+    "Moreau",
+    "Kovac",
+    "Bakker",
+    "Wisniewski",
+    "Berg",
+    "Pereira",
+    "Wilson",
+    "Weber",
+    "Sanchez",
+    "Ricci",
+    "Laurent",
+    "Popescu",
+    "Meijer",
+    "Lewandowski",
+    "Lund",
+    "Santos",
 ]
 ACCENTED_LAST = ["Gómez", "Öztürk", "Ærø", "Čapek", "Ñúñez", "Håkansson", "Dvořáková", "Żak"]
 # Family name, given name (CJK names are written family-first).
 CJK_NAMES = [
-    ("山田", "太郎"), ("佐藤", "花子"), ("王", "伟"), ("李", "娜"), ("김", "민준"),
-    ("鈴木", "一郎"), ("张", "敏"), ("박", "서연"),
+    ("山田", "太郎"),
+    ("佐藤", "花子"),
+    ("王", "伟"),
+    ("李", "娜"),
+    ("김", "민준"),
+    ("鈴木", "一郎"),
+    ("张", "敏"),
+    ("박", "서연"),
 ]
 COMPANIES = [
-    "Acme Corp", "Globex", "Initech", "Umbrella GmbH", "Stark Industries", "Wayne Enterprises",
-    "Tyrell Corporation", "Cyberdyne Systems", "Soylent AG", "Hooli", "Vandelay Industries",
-    "Aperture Science", "株式会社サンプル", "Société Générale d'Exemple",
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella GmbH",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Tyrell Corporation",
+    "Cyberdyne Systems",
+    "Soylent AG",
+    "Hooli",
+    "Vandelay Industries",
+    "Aperture Science",
+    "株式会社サンプル",
+    "Société Générale d'Exemple",
 ]
 DEPARTMENTS = ["Sales", "Research", "Engineering", "Support", "Finance", "Legal", "Marketing"]
 TITLES = [
-    "Engineer", "Senior Engineer", "Sales Manager", "Accountant", "CEO", "Designer",
-    "Product Owner", "Consultant", "Lawyer", "Technician",
+    "Engineer",
+    "Senior Engineer",
+    "Sales Manager",
+    "Accountant",
+    "CEO",
+    "Designer",
+    "Product Owner",
+    "Consultant",
+    "Lawyer",
+    "Technician",
 ]
 CITIES = [
-    ("Hauptstraße 12", "Berlin", "10115", "Germany"), ("5th Avenue 350", "New York", "10118",
-    "USA"), ("Rue de Rivoli 99", "Paris", "75001", "France"), ("Via Roma 1", "Milano", "20121",
-    "Italy"), ("Kärntner Straße 5", "Wien", "1010", "Austria"), ("銀座 4-6-16", "東京", "104-0061",
-    "Japan"), ("Calle Mayor 3", "Madrid", "28013", "Spain"), ("Nowy Świat 15", "Warszawa",
-    "00-029", "Poland"),
+    ("Hauptstraße 12", "Berlin", "10115", "Germany"),
+    ("5th Avenue 350", "New York", "10118", "USA"),
+    ("Rue de Rivoli 99", "Paris", "75001", "France"),
+    ("Via Roma 1", "Milano", "20121", "Italy"),
+    ("Kärntner Straße 5", "Wien", "1010", "Austria"),
+    ("銀座 4-6-16", "東京", "104-0061", "Japan"),
+    ("Calle Mayor 3", "Madrid", "28013", "Spain"),
+    ("Nowy Świat 15", "Warszawa", "00-029", "Poland"),
 ]
 MAIL_DOMAINS = ["example.org", "mail.example", "example.com", "post.example.net"]
 SUMMARIES = [
-    "Team meeting", "1:1", "Lunch", "Dentist", "Sprint planning", "Customer call", "Yoga",
-    "Réunion budget", "Zahnarzt", "Code review", "Flight to Tokyo", "会議", "Birthday party",
+    "Team meeting",
+    "1:1",
+    "Lunch",
+    "Dentist",
+    "Sprint planning",
+    "Customer call",
+    "Yoga",
+    "Réunion budget",
+    "Zahnarzt",
+    "Code review",
+    "Flight to Tokyo",
+    "会議",
+    "Birthday party",
 ]
 TIMEZONES = {
     "Europe/Berlin": (
@@ -95,8 +205,11 @@ TIMEZONES = {
     ),
 }
 RRULES = [
-    "FREQ=WEEKLY;COUNT=10", "FREQ=DAILY;COUNT=5", "FREQ=MONTHLY;BYMONTHDAY=15;COUNT=12",
-    "FREQ=WEEKLY;BYDAY=MO,WE,FR;UNTIL={until}", "FREQ=YEARLY",
+    "FREQ=WEEKLY;COUNT=10",
+    "FREQ=DAILY;COUNT=5",
+    "FREQ=MONTHLY;BYMONTHDAY=15;COUNT=12",
+    "FREQ=WEEKLY;BYDAY=MO,WE,FR;UNTIL={until}",
+    "FREQ=YEARLY",
 ]
 
 
@@ -156,11 +269,16 @@ def vcard(index: int, seed: int = SEED, note: str = "") -> Card:
     full_name = f"{family} {given}" if is_cjk else f"{given} {family}"
     local = f"{_ascii(given)}.{_ascii(family)}{index}"
     emails = [f"{local}@{rng.choice(MAIL_DOMAINS)}"]
-    emails += [f"{_ascii(given)[0]}{_ascii(family)}{rng.randrange(1000)}@{rng.choice(MAIL_DOMAINS)}"
-               for _ in range(rng.randrange(3))]
+    emails += [
+        f"{_ascii(given)[0]}{_ascii(family)}{rng.randrange(1000)}@{rng.choice(MAIL_DOMAINS)}"
+        for _ in range(rng.randrange(3))
+    ]
     company = rng.choice(COMPANIES)
     lines = [
-        "BEGIN:VCARD", "VERSION:3.0", f"UID:{uid}", f"FN:{_escape(full_name)}",
+        "BEGIN:VCARD",
+        "VERSION:3.0",
+        f"UID:{uid}",
+        f"FN:{_escape(full_name)}",
         f"N:{_escape(family)};{_escape(given)};;;",
     ]
     for n, email in enumerate(emails):
@@ -168,21 +286,30 @@ def vcard(index: int, seed: int = SEED, note: str = "") -> Card:
         pref = ",PREF" if n == 0 else ""
         lines.append(f"EMAIL;TYPE=INTERNET,{kind}{pref}:{email}")
     for kind in rng.sample(["CELL", "WORK,VOICE", "HOME,VOICE", "FAX"], rng.randrange(1, 4)):
-        lines.append(f"TEL;TYPE={kind}:+{rng.randrange(1, 99)} {rng.randrange(100, 999)} "
-                     f"{rng.randrange(1000000, 9999999)}")
+        lines.append(
+            f"TEL;TYPE={kind}:+{rng.randrange(1, 99)} {rng.randrange(100, 999)} "
+            f"{rng.randrange(1000000, 9999999)}"
+        )
     for kind in ("WORK", "HOME")[: rng.randrange(1, 3)]:
         street, city, code, country = rng.choice(CITIES)
-        lines.append(f"ADR;TYPE={kind}:;;{_escape(street)};{_escape(city)};;{code};"
-                     f"{_escape(country)}")
+        lines.append(
+            f"ADR;TYPE={kind}:;;{_escape(street)};{_escape(city)};;{code};{_escape(country)}"
+        )
     lines += [
         f"ORG:{_escape(company)};{rng.choice(DEPARTMENTS)}",
         f"TITLE:{_escape(rng.choice(TITLES))}",
-        "NOTE:" + _escape(note or f"Met at {rng.choice(CITIES)[1]} in {rng.randrange(2005, 2026)}."
-                          " Prefers e-mail, call only if urgent; speaks Deutsch, Français."),
+        "NOTE:"
+        + _escape(
+            note
+            or f"Met at {rng.choice(CITIES)[1]} in {rng.randrange(2005, 2026)}."
+            " Prefers e-mail, call only if urgent; speaks Deutsch, Français."
+        ),
     ]
     if rng.random() < 0.3:
-        lines.append(f"BDAY:{rng.randrange(1950, 2005)}-{rng.randrange(1, 13):02d}-"
-                     f"{rng.randrange(1, 29):02d}")
+        lines.append(
+            f"BDAY:{rng.randrange(1950, 2005)}-{rng.randrange(1, 13):02d}-"
+            f"{rng.randrange(1, 29):02d}"
+        )
     if rng.random() < 0.05:
         size = rng.randrange(1500, 4000)
         photo = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(size)))
@@ -205,14 +332,21 @@ def event(index: int, seed: int = SEED, summary: str = "") -> tuple[str, str]:
         dates = [f"DTSTART;VALUE=DATE:{day:%Y%m%d}", f"DTEND;VALUE=DATE:{end_day:%Y%m%d}"]
     elif roll < 0.5:  # local time in a named time zone
         timezone = rng.choice(list(TIMEZONES))
-        dates = [f"DTSTART;TZID={timezone}:{start:%Y%m%dT%H%M%S}",
-                 f"DTEND;TZID={timezone}:{end:%Y%m%dT%H%M%S}"]
+        dates = [
+            f"DTSTART;TZID={timezone}:{start:%Y%m%dT%H%M%S}",
+            f"DTEND;TZID={timezone}:{end:%Y%m%dT%H%M%S}",
+        ]
     else:
         dates = [f"DTSTART:{start:%Y%m%dT%H%M%SZ}", f"DTEND:{end:%Y%m%dT%H%M%SZ}"]
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//dav_cms bench//EN",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//dav_cms bench//EN",
         *(TIMEZONES[timezone].rstrip("\r\n").split("\r\n") if timezone else []),
-        "BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20250101T000000Z", *dates,
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20250101T000000Z",
+        *dates,
         f"SUMMARY:{_escape(summary or rng.choice(SUMMARIES))}",
         f"LOCATION:{_escape(rng.choice(CITIES)[1])}",
         "DESCRIPTION:" + _escape("Agenda:\n1. Status\n2. Next steps, risks; AOB"),
@@ -221,8 +355,13 @@ def event(index: int, seed: int = SEED, summary: str = "") -> tuple[str, str]:
         until = f"{day + timedelta(days=365):%Y%m%d}T235959Z"
         lines.append("RRULE:" + rng.choice(RRULES).format(until=until))
     if rng.random() < 0.3:
-        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:Reminder",
-                  f"TRIGGER:-PT{rng.choice((5, 10, 15, 30))}M", "END:VALARM"]
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            "DESCRIPTION:Reminder",
+            f"TRIGGER:-PT{rng.choice((5, 10, 15, 30))}M",
+            "END:VALARM",
+        ]
     lines += ["END:VEVENT", "END:VCALENDAR"]
     return uid, "\r\n".join(lines) + "\r\n"
 
@@ -249,13 +388,19 @@ def prepare(text: str, collection_path: str, tag: str, suffix: str) -> Prepared:
 
     vobject_items = radicale_item.read_components(text)
     radicale_item.check_and_sanitize_items(
-        vobject_items, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag=tag)
+        vobject_items, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag=tag
+    )
     (vobject_item,) = vobject_items
     item = radicale_item.Item(collection_path=collection_path, vobject_item=vobject_item)
     item.prepare()
     return Prepared(
-        href=item.uid + suffix, text=item.serialize(), etag=item.etag, uid=item.uid,
-        name=item.name, component_name=item.component_name, time_range=item.time_range,
+        href=item.uid + suffix,
+        text=item.serialize(),
+        etag=item.etag,
+        uid=item.uid,
+        name=item.name,
+        component_name=item.component_name,
+        time_range=item.time_range,
     )
 
 
@@ -284,8 +429,7 @@ class DataSet:
         with ProcessPoolExecutor(self._processes) as pool:
             chunk = 200
             self.cards += pool.map(_prepare_card, range(len(self.cards), size), chunksize=chunk)
-            self.events += pool.map(_prepare_event, range(len(self.events), size),
-                                    chunksize=chunk)
+            self.events += pool.map(_prepare_event, range(len(self.events), size), chunksize=chunk)
 
 
 def radicale_items(prepared: Iterable[Prepared], collection_path: str) -> Iterator[Any]:
@@ -294,8 +438,13 @@ def radicale_items(prepared: Iterable[Prepared], collection_path: str) -> Iterat
 
     for entry in prepared:
         yield radicale_item.Item(
-            collection_path=collection_path, text=entry.text, etag=entry.etag, uid=entry.uid,
-            name=entry.name, component_name=entry.component_name, time_range=entry.time_range,
+            collection_path=collection_path,
+            text=entry.text,
+            etag=entry.etag,
+            uid=entry.uid,
+            name=entry.name,
+            component_name=entry.component_name,
+            time_range=entry.time_range,
         )
 
 
@@ -312,13 +461,18 @@ def load_storage(configuration: Any, cards: list[Prepared], events: list[Prepare
     with storage.acquire_lock("w", USER):
         storage.create_collection(f"/{USER}/")
         storage.create_collection(
-            f"/{CONTACTS}/", items=radicale_items(cards, CONTACTS),
+            f"/{CONTACTS}/",
+            items=radicale_items(cards, CONTACTS),
             props={"tag": "VADDRESSBOOK", "D:displayname": "Contacts"},
         )
         storage.create_collection(
-            f"/{CALENDAR}/", items=radicale_items(events, CALENDAR),
-            props={"tag": "VCALENDAR", "D:displayname": "Calendar",
-                   "C:supported-calendar-component-set": "VEVENT,VTODO"},
+            f"/{CALENDAR}/",
+            items=radicale_items(events, CALENDAR),
+            props={
+                "tag": "VCALENDAR",
+                "D:displayname": "Calendar",
+                "C:supported-calendar-component-set": "VEVENT,VTODO",
+            },
         )
     engine = getattr(getattr(storage, "transactions", None), "engine", None)
     if engine is not None:  # dav_cms: release the connections before the server starts

@@ -96,8 +96,11 @@ class Client:
         self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
     ) -> Response:
         payload = body.encode("utf-8")
-        all_headers = {"Authorization": AUTH, "Content-Length": str(len(payload)),
-                       **(headers or {})}
+        all_headers = {
+            "Authorization": AUTH,
+            "Content-Length": str(len(payload)),
+            **(headers or {}),
+        }
         connection = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
         try:
             started = time.perf_counter()
@@ -111,8 +114,9 @@ class Client:
 
     def put(self, path: str, text: str, **headers: str) -> Response:
         kind = "text/vcard" if "BEGIN:VCARD" in text else "text/calendar"
-        return self.request("PUT", path, text,
-                            {"Content-Type": f"{kind}; charset=utf-8", **headers})
+        return self.request(
+            "PUT", path, text, {"Content-Type": f"{kind}; charset=utf-8", **headers}
+        )
 
     def report(self, path: str, body: str, depth: str = "1") -> Response:
         return self.request("REPORT", path, body, {"Content-Type": XML, "Depth": depth})
@@ -216,7 +220,8 @@ def sync_incremental(ctx: Context) -> Response:
 
 def propfind_contacts(ctx: Context) -> Response:
     return ctx.client.request(
-        "PROPFIND", CONTACTS_URL, PROPFIND_ETAGS, {"Content-Type": XML, "Depth": "1"})
+        "PROPFIND", CONTACTS_URL, PROPFIND_ETAGS, {"Content-Type": XML, "Depth": "1"}
+    )
 
 
 def email_term() -> str:
@@ -250,7 +255,8 @@ def calendar_query_month(ctx: Context) -> Response:
 def multiget_100(ctx: Context) -> Response:
     chosen = ctx.rng.sample(range(ctx.size), min(100, ctx.size))
     hrefs = "\n  ".join(
-        f"<D:href>{escape(CONTACTS_URL + ctx.cards[n].href)}</D:href>" for n in chosen)
+        f"<D:href>{escape(CONTACTS_URL + ctx.cards[n].href)}</D:href>" for n in chosen
+    )
     return ctx.client.report(CONTACTS_URL, ADDRESSBOOK_MULTIGET.format(hrefs=hrefs))
 
 
@@ -264,21 +270,27 @@ MULTI = frozenset({207})
 OPERATIONS: list[Operation] = [
     Operation("GET one card", get_card, OK),
     Operation("addressbook-multiget 100 cards", multiget_100, MULTI, check_hits=True),
-    Operation("PROPFIND Depth 1 getetag (contacts)", propfind_contacts, MULTI, "scan",
-              check_hits=True),
+    Operation(
+        "PROPFIND Depth 1 getetag (contacts)", propfind_contacts, MULTI, "scan", check_hits=True
+    ),
     Operation("sync-collection initial (contacts)", sync_initial, MULTI, "scan", check_hits=True),
     Operation("addressbook-query EMAIL contains", query_email, MULTI, "scan", check_hits=True),
     Operation("addressbook-query FN contains", query_fn, MULTI, "scan", check_hits=True),
-    Operation("calendar-query 1 month (getetag)", calendar_query_month, MULTI, "scan",
-              check_hits=True),
+    Operation(
+        "calendar-query 1 month (getetag)", calendar_query_month, MULTI, "scan", check_hits=True
+    ),
     Operation("PUT new card (If-None-Match)", put_new_card, CREATED),
     Operation("PUT new event (If-None-Match)", put_new_event, CREATED),
     Operation("PUT existing card (If-Match)", put_if_match, CHANGED),
     Operation("DELETE card", delete_card, CHANGED),
-    Operation("sync-collection incremental (1 change)", sync_incremental, MULTI,
-              check_hits=True),
-    Operation("addressbook-query EMAIL, 1st after restart", query_email_after_restart, MULTI,
-              "restart", check_hits=True),
+    Operation("sync-collection incremental (1 change)", sync_incremental, MULTI, check_hits=True),
+    Operation(
+        "addressbook-query EMAIL, 1st after restart",
+        query_email_after_restart,
+        MULTI,
+        "restart",
+        check_hits=True,
+    ),
 ]
 
 

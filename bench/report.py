@@ -88,11 +88,21 @@ def _git_commit() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-            check=True, timeout=10).stdout.strip()
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
-            text=True, check=True, timeout=10).stdout.strip()
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
     return commit + (" + uncommitted changes in src/" if dirty else "")
@@ -135,14 +145,19 @@ def _bytes(count: int) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if n == 0 else "---:" for n in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if n == 0 else "---:" for n in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
 
 def render(
-    runs: list[Run], machine: dict[str, str], command: str, total_seconds: float,
+    runs: list[Run],
+    machine: dict[str, str],
+    command: str,
+    total_seconds: float,
     notes: list[str] | None = None,
 ) -> str:
     """The whole Markdown report."""
@@ -164,9 +179,13 @@ def render(
     out = ["# dav_cms vs. stock Radicale: benchmark results", ""]
     out += [f"Command: `{command}`  ", f"Total runtime: {total_seconds / 60:.1f} min", ""]
     out += _table(["Machine", ""], [[key, value] for key, value in machine.items()])
-    out += ["", "Times are milliseconds per request (wall clock at the client, loopback, one",
-            "new connection per request); *ratio* = stock Radicale median / dav_cms median",
-            "(above 1x dav_cms is faster). *hits* = `<response>` elements in the answer.", ""]
+    out += [
+        "",
+        "Times are milliseconds per request (wall clock at the client, loopback, one",
+        "new connection per request); *ratio* = stock Radicale median / dav_cms median",
+        "(above 1x dav_cms is faster). *hits* = `<response>` elements in the answer.",
+        "",
+    ]
     for size in sizes:
         out += [f"## {size} cards + {size} events", ""]
         header = ["operation"]
@@ -183,8 +202,10 @@ def render(
             base = median(BASELINE, size, operation)
             for backend in backends:
                 current = measurement(backend, size, operation)
-                row += [ms(current.median if current else None),
-                        ms(current.p95 if current else None)]
+                row += [
+                    ms(current.median if current else None),
+                    ms(current.p95 if current else None),
+                ]
                 if backend != BASELINE:
                     row.append(ratio(base, current.median if current else None))
                 counts.append(str(len(current.times)) if current else "0")
@@ -192,7 +213,8 @@ def render(
             shown_hits = {h for h in hits if h is not None}
             check = any(
                 m is not None and m.check_hits
-                for m in (measurement(b, size, operation) for b in backends))
+                for m in (measurement(b, size, operation) for b in backends)
+            )
             if len(shown_hits) > 1 and check:
                 hits_text = "**differ: " + " / ".join(str(h) for h in hits) + "**"
             else:
@@ -203,8 +225,7 @@ def render(
         out.append("")
         resource_rows = []
         for label, value in (
-            ("load time (storage API, not timed over HTTP)",
-             lambda r: f"{r.load_seconds:.1f} s"),
+            ("load time (storage API, not timed over HTTP)", lambda r: f"{r.load_seconds:.1f} s"),
             ("server peak RSS (VmHWM)", lambda r: _mib(r.peak_rss_kib)),
             ("storage on disk after the run", lambda r: _bytes(r.storage_bytes)),
             ("time for this server and size", lambda r: f"{r.seconds:.0f} s"),
@@ -217,9 +238,13 @@ def render(
         out += _table(["resources", *backends], resource_rows)
         out.append("")
     if len(sizes) > 1:
-        out += ["## Growth exponents", "",
-                "Slope of log(median) against log(size) between two sizes: 0 means the time",
-                "does not grow with the collection, 1 means it grows linearly.", ""]
+        out += [
+            "## Growth exponents",
+            "",
+            "Slope of log(median) against log(size) between two sizes: 0 means the time",
+            "does not grow with the collection, 1 means it grows linearly.",
+            "",
+        ]
         header = ["operation"]
         pairs = list(itertools.pairwise(sizes))
         for small, large in pairs:
@@ -228,8 +253,10 @@ def render(
         for operation in operations:
             row = [operation]
             for small, large in pairs:
-                row += [exponent(small, median(b, small, operation),
-                                 large, median(b, large, operation)) for b in backends]
+                row += [
+                    exponent(small, median(b, small, operation), large, median(b, large, operation))
+                    for b in backends
+                ]
             rows.append(row)
         out += _table(header, rows)
         out.append("")
@@ -237,7 +264,9 @@ def render(
     errors = [
         f"- {m.backend}, {m.size}, {m.operation}: "
         + ", ".join(f"{what} x{count}" for what, count in m.errors.items())
-        for run in runs for m in run.measurements if m.errors
+        for run in runs
+        for m in run.measurements
+        if m.errors
     ]
     out += errors or ["None: every measured and preparatory request got the expected status."]
     out.append("")

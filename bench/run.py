@@ -25,7 +25,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data, ops, report, servers
+from bench import data, ops, report, servers, throughput
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOTES = [
@@ -52,20 +52,38 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark dav_cms against stock Radicale.")
-    parser.add_argument("--sizes", default="1000,10000",
-                        help="comma-separated numbers of cards (and as many events)")
-    parser.add_argument("--postgresql", action="store_true",
-                        help="also run dav_cms on a fresh PostgreSQL database")
-    parser.add_argument("--pg-url", default=PG_URL,
-                        help="PostgreSQL server (loopback only) to create the database on")
-    parser.add_argument("--reps", type=int, default=30,
-                        help="measured repetitions of cheap requests (fewer for scans, 100k)")
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000",
+        help="comma-separated numbers of cards (and as many events)",
+    )
+    parser.add_argument(
+        "--postgresql", action="store_true", help="also run dav_cms on a fresh PostgreSQL database"
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=PG_URL,
+        help="PostgreSQL server (loopback only) to create the database on",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=30,
+        help="measured repetitions of cheap requests (fewer for scans, 100k)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="per-request timeout (s)")
-    parser.add_argument("--op-budget", type=float, default=120.0,
-                        help="stop repeating one operation after this many seconds (min 3 runs)")
-    parser.add_argument("--only", default="",
-                        help="comma-separated subset of backends: radicale,sqlite,postgresql")
-    parser.add_argument("--ops", default="", help="only operations whose name contains this")
+    parser.add_argument(
+        "--op-budget",
+        type=float,
+        default=120.0,
+        help="stop repeating one operation after this many seconds (min 3 runs)",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of backends: radicale,sqlite,postgresql"
+    )
+    parser.add_argument(
+        "--ops", default="", help="only operations whose name contains this (comma-separated: any)"
+    )
     parser.add_argument("--out", default="bench/RESULTS.md", help="Markdown report to write")
     args = parser.parse_args(argv)
     args.size_list = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
@@ -79,13 +97,18 @@ def backends(args: argparse.Namespace) -> list[str]:
     chosen = ["radicale", "sqlite"] + (["postgresql"] if args.postgresql else [])
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
-        chosen = [name for name in chosen if name in wanted or
-                  (name == "postgresql" and "postgresql" in wanted)]
+        chosen = [
+            name
+            for name in chosen
+            if name in wanted or (name == "postgresql" and "postgresql" in wanted)
+        ]
     return chosen
 
 
 LABELS = {
-    "radicale": report.BASELINE, "sqlite": "dav_cms SQLite", "postgresql": "dav_cms PostgreSQL",
+    "radicale": report.BASELINE,
+    "sqlite": "dav_cms SQLite",
+    "postgresql": "dav_cms PostgreSQL",
 }
 
 
@@ -164,34 +187,46 @@ def bench_server(
     ):
         loading = time.monotonic()
         data.load_storage(
-            servers.storage_configuration(storage), dataset.cards[:size], dataset.events[:size])
+            servers.storage_configuration(storage), dataset.cards[:size], dataset.events[:size]
+        )
         run.load_seconds = time.monotonic() - loading
-        print(f"\n== {label}, {size} cards + {size} events "
-              f"(loaded in {run.load_seconds:.1f} s)", flush=True)
+        print(
+            f"\n== {label}, {size} cards + {size} events (loaded in {run.load_seconds:.1f} s)",
+            flush=True,
+        )
         try:
             server.start()
             client = ops.Client(server.port, args.timeout)
-            ctx = ops.Context(client, server, size, random.Random(0),
-                              cards=dataset.cards[:size])
+            ctx = ops.Context(client, server, size, random.Random(0), cards=dataset.cards[:size])
             for operation in ops.OPERATIONS:
-                if args.ops and args.ops.lower() not in operation.name.lower():
+                wanted = [part.strip().lower() for part in args.ops.split(",") if part.strip()]
+                if wanted and not any(part in operation.name.lower() for part in wanted):
                     continue
                 measured = measure(operation, ctx, label, args)
                 run.measurements.append(measured)
-                print(f"  {operation.name:<45} median {report.ms(measured.median):>8} ms  "
-                      f"p95 {report.ms(measured.p95):>8} ms  n={len(measured.times):<3} "
-                      f"hits={measured.hits}"
-                      + (f"  ERRORS {measured.errors}" if measured.errors else ""), flush=True)
+                print(
+                    f"  {operation.name:<45} median {report.ms(measured.median):>8} ms  "
+                    f"p95 {report.ms(measured.p95):>8} ms  n={len(measured.times):<3} "
+                    f"hits={measured.hits}"
+                    + (f"  ERRORS {measured.errors}" if measured.errors else ""),
+                    flush=True,
+                )
         finally:
             server.stop()
             run.peak_rss_kib = server.peak_rss
             if server.log_path.exists():
                 log = server.log_path.read_text(errors="replace")
-                problems = [line for line in log.splitlines()
-                            if "error" in line.lower() or "traceback" in line.lower()]
+                problems = [
+                    line
+                    for line in log.splitlines()
+                    if "error" in line.lower() or "traceback" in line.lower()
+                ]
                 if problems:
-                    print(f"  server log of {label} has {len(problems)} error lines, e.g.:\n    "
-                          + "\n    ".join(problems[:5]), flush=True)
+                    print(
+                        f"  server log of {label} has {len(problems)} error lines, e.g.:\n    "
+                        + "\n    ".join(problems[:5]),
+                        flush=True,
+                    )
         run.storage_bytes = storage_bytes(backend, where)
     run.seconds = time.monotonic() - started
     return run
@@ -212,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.size_list:
             preparing = time.monotonic()
             dataset.ensure(size)
-            print(f"prepared {size} cards and events in {time.monotonic() - preparing:.1f} s",
-                  flush=True)
+            print(
+                f"prepared {size} cards and events in {time.monotonic() - preparing:.1f} s",
+                flush=True,
+            )
             for backend in backends(args):
                 runs.append(bench_server(backend, size, dataset, args))
     except (Interrupted, KeyboardInterrupt):
@@ -228,12 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     text = report.render(runs, machine, command, total, notes)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n", encoding="utf-8")
+    # The section bench/throughput.py wrote stays (it measures something else).
+    kept = throughput.section_of(out.read_text(encoding="utf-8")) if out.exists() else ""
+    out.write_text(text + "\n" + (f"\n{kept}\n" if kept else ""), encoding="utf-8")
     out.with_suffix(".json").write_text(
-        json.dumps(report.to_json(runs, machine, command), indent=1), encoding="utf-8")
+        json.dumps(report.to_json(runs, machine, command), indent=1), encoding="utf-8"
+    )
     print("\n" + text)
-    print(f"\nwritten to {out} (raw timings in {out.with_suffix('.json')}); "
-          f"total {total / 60:.1f} min")
+    print(
+        f"\nwritten to {out} (raw timings in {out.with_suffix('.json')}); "
+        f"total {total / 60:.1f} min"
+    )
     return 130 if interrupted else 0
 
 

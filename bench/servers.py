@@ -37,7 +37,10 @@ level = warning
 """
 
 DAV_CMS_COMMAND = [
-    sys.executable, "-c", "import sys; from dav_cms.cli import main; sys.exit(main())", "serve",
+    sys.executable,
+    "-c",
+    "import sys; from dav_cms.cli import main; sys.exit(main())",
+    "serve",
 ]
 
 
@@ -109,8 +112,12 @@ class Server:
             # Own session: a Ctrl-C in the terminal reaches only the benchmark,
             # which then stops its servers itself.
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                cwd=self.workdir, start_new_session=True,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.workdir,
+                start_new_session=True,
             )
         self.starts += 1
         _RUNNING.append(self)
@@ -181,8 +188,13 @@ def radicale_server(workdir: Path) -> tuple[Server, dict[str, dict[str, str]]]:
         COMMON_CONFIG + f"\n[storage]\ntype = multifilesystem\nfilesystem_folder = {folder}\n"
     )
     command = [
-        sys.executable, "-m", "radicale", "--config", str(config),
-        "--server-hosts", f"{HOST}:{{port}}",
+        sys.executable,
+        "-m",
+        "radicale",
+        "--config",
+        str(config),
+        "--server-hosts",
+        f"{HOST}:{{port}}",
     ]
     server = Server("radicale", command, workdir)
     storage = {"storage": {"type": "multifilesystem", "filesystem_folder": str(folder)}}
@@ -194,8 +206,15 @@ def dav_cms_server(workdir: Path, database_url: str) -> tuple[Server, dict[str, 
     config = workdir / "dav-cms.ini"
     config.write_text(COMMON_CONFIG)
     command = [
-        *DAV_CMS_COMMAND, "--host", HOST, "--port", "{port}", "--config", str(config),
-        "--database-url", database_url,
+        *DAV_CMS_COMMAND,
+        "--host",
+        HOST,
+        "--port",
+        "{port}",
+        "--config",
+        str(config),
+        "--database-url",
+        database_url,
     ]
     server = Server("dav_cms", command, workdir, env={"DAV_CMS_DATA_DIR": str(workdir / "data")})
     storage = {"storage": {"type": "dav_cms.storage", "database_url": database_url}}

@@ -97,7 +97,7 @@ def start_server(
             raise RuntimeError(msg)
         try:
             requests.options(server.url + "/", timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening or not ready yet
             time.sleep(0.1)
             continue
         return server

@@ -115,3 +115,68 @@ def test_sync_from_any_process_reports_every_change(two_servers: list[ServerProc
         status, _, changes = client.sync("/alice/cal/", token)
         assert status == 207
         assert set(changes) == expected
+
+
+ITEMS = 4
+RMW_THREADS = 6
+RMW_ROUNDS = 6
+
+
+def test_read_modify_write_on_several_items_from_three_processes(
+    two_servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    third = start_server(two_servers[0].database_url, tmp_path)
+    try:
+        clients = [Dav(s.url, "alice", PASSWORD) for s in [*two_servers, third]]
+        assert clients[0].mkaddressbook("/alice/book/").status_code == 201
+        hrefs = [f"/alice/book/item-{i}.vcf" for i in range(ITEMS)]
+        first: dict[str, tuple[str, str]] = {}
+        for href in hrefs:
+            response = clients[0].put(href, factories.vcard(href[-10:-4], name="V 0"))
+            assert response.status_code == 201
+            first[href] = (etag_of(response), "V 0")
+        _, token, _ = clients[1].sync("/alice/book/")
+        # Per item: successful writes as (If-Match etag, new etag, name written).
+        successes: dict[str, list[tuple[str, str, str]]] = {href: [] for href in hrefs}
+        unexpected: list[int] = []
+        lock = threading.Lock()
+        counter = itertools.count(1)
+
+        def writer(n: int) -> None:
+            for round_ in range(RMW_ROUNDS):
+                client = clients[(n + round_) % len(clients)]
+                href = hrefs[(n * RMW_ROUNDS + round_) % ITEMS]
+                current = client.request("GET", href)
+                name = f"V {next(counter)}"
+                response = client.put(
+                    href,
+                    factories.vcard(href[-10:-4], name=name),
+                    **{"If-Match": current.headers["ETag"]},
+                )
+                with lock:
+                    if response.status_code in (200, 201, 204):
+                        successes[href].append((current.headers["ETag"], etag_of(response), name))
+                    elif response.status_code != 412:
+                        unexpected.append(response.status_code)
+
+        _run_threads(writer, RMW_THREADS)
+        assert unexpected == []
+        for href in hrefs:
+            based_on = [old for old, _, _ in successes[href]]
+            assert len(set(based_on)) == len(based_on), f"two writes of {href} on one version"
+            chain = {old: (new, name) for old, new, name in successes[href]}
+            etag, name = first[href]
+            for _ in successes[href]:
+                etag, name = chain[etag]
+            for client in clients:
+                final = client.request("GET", href)
+                assert final.headers["ETag"] == etag
+                assert f"FN:{name}" in final.text
+        changed = {href for href in hrefs if successes[href]}
+        assert changed
+        for client in clients:
+            status, _, changes = client.sync("/alice/book/", token)
+            assert status == 207
+            assert set(changes) == changed
+    finally:
+        third.stop()

@@ -177,3 +177,42 @@ def test_imported_contacts_sync_to_clients(alice: str, server: ServerProcess) ->
 def test_export_unknown_collection(alice: str) -> None:
     with pytest.raises(NotFoundError):
         transfer.export_collection(alice, "alice", "nothing", "vcf")
+
+
+ENDLESS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//dav_cms tests//EN
+BEGIN:VEVENT
+UID:every-second
+DTSTAMP:20260101T000000Z
+DTSTART:20260101T000000Z
+DURATION:PT1S
+SUMMARY:Too dense
+RRULE:FREQ=SECONDLY
+END:VEVENT
+BEGIN:VEVENT
+UID:weekly
+DTSTAMP:20260101T000000Z
+DTSTART:20260105T090000Z
+DURATION:PT1H
+SUMMARY:Team meeting
+RRULE:FREQ=WEEKLY
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_an_entry_the_storage_refuses_is_skipped_not_fatal(alice: str, tmp_path: Path) -> None:
+    source = tmp_path / "dense.ics"
+    source.write_text(ENDLESS)
+    args = ["import", str(source), "--user", "alice", "--collection", "cal", "--create"]
+    strict = _cli(alice, *args, "--strict")
+    assert strict.returncode == 1
+    assert "entry 1" in strict.stderr
+    assert "max_vevent_rrule_occurrence" in strict.stderr
+
+    result = _cli(alice, *args)
+    assert result.returncode == 0, result.stderr
+    assert "every-second" not in _texts(alice, "cal")
+    assert set(_texts(alice, "cal")) == {"weekly"}
+    assert "max_vevent_rrule_occurrence" in result.stdout + result.stderr

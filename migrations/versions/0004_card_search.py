@@ -63,8 +63,9 @@ def upgrade() -> None:
         )
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for statement in SQLITE_FTS:
-            op.execute(statement)
+        if _create_fts():
+            for statement in SQLITE_FTS[1:]:
+                op.execute(statement)
     elif dialect == "postgresql":
         op.execute(
             f"CREATE INDEX {PG_INDEX} ON card_search "
@@ -73,12 +74,36 @@ def upgrade() -> None:
     _backfill()
 
 
+def _create_fts() -> bool:
+    """Create the FTS5 table; False (search falls back to LIKE) when SQLite lacks FTS5."""
+    bind = op.get_bind()
+    savepoint = bind.begin_nested()
+    try:
+        bind.exec_driver_sql(SQLITE_FTS[0])
+    except sa.exc.OperationalError as exc:
+        savepoint.rollback()
+        if "fts5" not in str(exc):
+            raise
+        return False
+    savepoint.commit()
+    return True
+
+
+def _has_fts(bind: sa.Connection) -> bool:
+    found = bind.execute(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": FTS_TABLE},
+    )
+    return found.first() is not None
+
+
 def _backfill() -> None:
     """The search text of every vCard indexed so far (from its card_fields rows)."""
     fields = sa.table(
         "card_fields",
         *(sa.column(c) for c in ("id", "item_id", "collection_id", "name", "value_folded")),
     )
+    items = sa.table("items", sa.column("id"), sa.column("name"))
     search = sa.table(
         "card_search", sa.column("item_id"), sa.column("collection_id"), sa.column("body")
     )
@@ -89,7 +114,8 @@ def _backfill() -> None:
             bind.execute(
                 sa.select(fields.c.item_id)
                 .distinct()
-                .where(fields.c.item_id > last)
+                .join(items, items.c.id == fields.c.item_id)
+                .where(fields.c.item_id > last, items.c.name == "VCARD")
                 .order_by(fields.c.item_id)
                 .limit(BACKFILL_BATCH)
             )
@@ -121,7 +147,7 @@ def _backfill() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
+    if dialect == "sqlite" and _has_fts(op.get_bind()):
         for statement in SQLITE_FTS_DROP:
             op.execute(statement)
     elif dialect == "postgresql":

@@ -1,4 +1,4 @@
-"""performance: index the tombstones of each collection by age
+"""performance: index the tombstones of each collection by age, items in listing order
 
 Revision ID: 0006
 Revises: 0005
@@ -25,8 +25,15 @@ def upgrade() -> None:
             ["collection_id", "deleted", "changed_at"],
             unique=False,
         )
+    # Listings read a collection's items in id order: from this index, without a sort.
+    with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_items_collection_id_id"), ["collection_id", "id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_items_collection_id_id"))
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_changes_collection_id_deleted_changed_at"))

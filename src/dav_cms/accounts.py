@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dav_cms import names, passwords
+from dav_cms import audit, names, passwords
 from dav_cms.db.models import Collection, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
@@ -180,6 +180,7 @@ def add_user(
             session.flush()
             session.refresh(user)
             info = _info(user)
+            audit.record(session, "user.add", login)
     except IntegrityError as exc:  # a concurrent add of the same login
         msg = f"user {login!r} already exists"
         raise ConflictError(msg) from exc
@@ -198,6 +199,7 @@ def set_password(url: str, login: str, password: str) -> None:
     password_hash = _new_hash(password)
     with _transaction(url, write=True) as session:
         _row(session, login).password_hash = password_hash
+        audit.record(session, "user.passwd", login)
     logger.info("Changed the password of %r", login)
 
 
@@ -205,6 +207,7 @@ def set_disabled(url: str, login: str, disabled: bool) -> None:
     """Disable (refuse every login) or enable the account ``login`` (NotFoundError)."""
     with _transaction(url, write=True) as session:
         _row(session, login).disabled = disabled
+        audit.record(session, "user.disable" if disabled else "user.enable", login)
     logger.info("%s user %r", "Disabled" if disabled else "Enabled", login)
 
 
@@ -212,6 +215,7 @@ def set_admin(url: str, login: str, admin: bool) -> None:
     """Make ``login`` an administrator (every collection) or a plain user (NotFoundError)."""
     with _transaction(url, write=True) as session:
         _row(session, login).is_admin = admin
+        audit.record(session, "user.admin", login, {"admin": admin})
     logger.info("%s administrator rights of %r", "Granted" if admin else "Revoked", login)
 
 
@@ -249,6 +253,7 @@ def delete_user(url: str, login: str, *, delete_collections: bool) -> int:
                 delete(Collection).where(_owned(login)).returning(Collection.id)
             )
             deleted = len(removed.all())
+        audit.record(session, "user.delete", login, {"collections_deleted": deleted})
     logger.info("Deleted user %r and %d collections", login, deleted)
     return deleted
 

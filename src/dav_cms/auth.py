@@ -9,6 +9,13 @@ changing its password takes effect on the next request.
 With ``[group] type = dav_cms.group`` a successful login also returns the user's
 groups from the database: Radicale 3.9 asks only ``htgroup`` group plugins
 itself and otherwise takes the groups the auth plugin hands back.
+
+A login is accepted with the main password (unless barred for DAV) or any app
+password of the account, and is throttled per login and per client address
+(:mod:`dav_cms.login`, :mod:`dav_cms.throttle`). A throttled attempt is refused
+unchecked; the plugin marks the request (:mod:`dav_cms.request_context`) so that
+the WSGI layer :mod:`dav_cms.web.context` answers 429 with Retry-After instead
+of Radicale's 401.
 """
 
 from __future__ import annotations
@@ -19,16 +26,61 @@ from typing import Any
 from radicale import auth as radicale_auth
 from radicale import config as radicale_config
 
-from dav_cms import accounts, passwords
 from dav_cms import group as dav_cms_group
+from dav_cms import passwords, request_context, throttle
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.session import get_engine
+from dav_cms.login import LoginChecker
 
 logger = logging.getLogger(__name__)
 
 PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
-    "auth": {"database_url": PLUGIN_SCHEMA_OPTION},
+    "auth": {
+        "database_url": PLUGIN_SCHEMA_OPTION,
+        "throttle": {
+            "value": "True",
+            "help": "throttle failed logins per login and per client address",
+            "type": bool,
+        },
+        "throttle_login_failures": {
+            "value": "5",
+            "help": "failed logins of one login name before it is blocked",
+            "type": radicale_config.positive_int,
+        },
+        "throttle_address_failures": {
+            "value": "20",
+            "help": "failed logins from one client address before it is blocked",
+            "type": radicale_config.positive_int,
+        },
+        "throttle_first_delay": {
+            "value": "1",
+            "help": "first block in seconds; doubles with every further failure",
+            "type": radicale_config.positive_float,
+        },
+        "throttle_max_delay": {
+            "value": "900",
+            "help": "longest block in seconds",
+            "type": radicale_config.positive_float,
+        },
+        "throttle_forget_after": {
+            "value": "86400",
+            "help": "seconds after the last failure when a counter starts again from zero",
+            "type": radicale_config.positive_float,
+        },
+        "audit_success_interval": {
+            "value": "3600",
+            "help": "record a successful login per login, address and credential at most "
+            "this often (seconds; 0: every request)",
+            "type": radicale_config.positive_float,
+        },
+        "trusted_proxies": {
+            "value": "",
+            "help": "addresses or networks of reverse proxies whose X-Forwarded-For / "
+            "X-Real-IP name the client (empty: never believed)",
+            "type": str,
+        },
+    },
 }
 
 __all__ = ["PLUGIN_CONFIG_SCHEMA", "Auth"]
@@ -44,6 +96,12 @@ class Auth(radicale_auth.BaseAuth):
         ensure_sqlite_dir(self.database_url)
         ensure_schema(self.database_url)
         passwords.warm_up()
+        self.policy = policy_of(configuration)
+        self._checker = LoginChecker(
+            self.database_url,
+            self.policy,
+            configuration.get("auth", "audit_success_interval"),
+        )
         self._groups: dav_cms_group.Group | None = None
         if configuration.get("group", "type") == dav_cms_group.PLUGIN_TYPE:
             self._groups = dav_cms_group.Group(configuration)
@@ -54,9 +112,21 @@ class Auth(radicale_auth.BaseAuth):
 
     def _login(self, login: str, password: str) -> str:
         """The login when the account exists, is enabled and the password matches, else ""."""
-        if accounts.authenticate(self.database_url, login, password):
-            return login
-        return ""
+        return self._check(login, password, "")
+
+    def _login_ext(self, login: str, password: str, context: radicale_auth.AuthContext) -> str:
+        """As :meth:`_login`, with the client address Radicale saw."""
+        return self._check(login, password, str(context.remote_addr or ""))
+
+    def _check(self, login: str, password: str, remote_addr: str) -> str:
+        """Throttled, audited check; marks the request (user, or throttled) for the WSGI layer."""
+        state = request_context.current()
+        address = state.address if state is not None else remote_addr
+        outcome = self._checker.check(login, password, address)
+        if state is not None:
+            state.user = outcome.user
+            state.retry_after = outcome.retry_after
+        return outcome.user
 
     def _login_ext_with_groups(
         self, login: str, password: str, context: radicale_auth.AuthContext
@@ -66,3 +136,19 @@ class Auth(radicale_auth.BaseAuth):
         if not user or self._groups is None:
             return user, set()
         return user, set(self._groups.groups(user))
+
+
+def policy_of(configuration: radicale_config.Configuration) -> throttle.Policy:
+    """The throttling policy of a configuration copied with :data:`PLUGIN_CONFIG_SCHEMA`."""
+    policy = throttle.Policy(
+        enabled=configuration.get("auth", "throttle"),
+        login_failures=configuration.get("auth", "throttle_login_failures"),
+        address_failures=configuration.get("auth", "throttle_address_failures"),
+        first_delay=configuration.get("auth", "throttle_first_delay"),
+        max_delay=configuration.get("auth", "throttle_max_delay"),
+        forget_after=configuration.get("auth", "throttle_forget_after"),
+    )
+    if policy.enabled and policy.first_delay > policy.max_delay:
+        msg = "[auth] throttle_first_delay must not exceed throttle_max_delay"
+        raise RuntimeError(msg)
+    return policy

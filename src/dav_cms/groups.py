@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dav_cms import names
+from dav_cms import audit, names
 from dav_cms.accounts import _check_text, _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, User
 from dav_cms.errors import ConflictError, NotFoundError
@@ -113,6 +113,7 @@ def add_group(url: str, name: str, display_name: str = "") -> GroupInfo:
             session.flush()
             session.refresh(group)
             info = GroupInfo(group.name, group.display_name, 0, _utc(group.created_at))
+            audit.record(session, "group.add", name)
     except IntegrityError as exc:  # a concurrent add of the same name
         msg = f"group {name!r} already exists"
         raise ConflictError(msg) from exc
@@ -180,6 +181,7 @@ def delete_group(url: str, name: str, *, delete_collections: bool = False) -> in
         session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
         session.execute(delete(Collection).where(_in_folder(name)))
         session.delete(group)
+        audit.record(session, "group.delete", name, {"collections_deleted": owned})
     logger.info("Deleted group %r and %d collections", name, owned)
     return owned
 
@@ -213,6 +215,7 @@ def add_member(url: str, name: str, login: str) -> None:
                 msg = f"user {login!r} already is a member of {name!r}"
                 raise ConflictError(msg)
             session.add(GroupMember(group_id=group.id, user_id=user_id))
+            audit.record(session, "group.add-member", name, {"login": login})
     except IntegrityError as exc:  # a concurrent add of the same member
         msg = f"user {login!r} already is a member of {name!r}"
         raise ConflictError(msg) from exc
@@ -229,6 +232,7 @@ def remove_member(url: str, name: str, login: str) -> None:
             msg = f"user {login!r} is not a member of {name!r}"
             raise NotFoundError(msg)
         session.delete(membership)
+        audit.record(session, "group.remove-member", name, {"login": login})
     logger.info("Removed %r from group %r", login, name)
 
 

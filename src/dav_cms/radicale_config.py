@@ -10,13 +10,20 @@ from radicale import config as radicale_config
 
 from dav_cms.config import resolve_database_url
 from dav_cms.errors import ConfigurationError
+from dav_cms.web import limits_base
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5232
 
 # What `dav-cms serve` uses unless the configuration file says otherwise.
 DEFAULTS: dict[str, dict[str, str]] = {
-    "server": {"hosts": f"{DEFAULT_HOST}:{DEFAULT_PORT}"},
+    "server": {
+        "hosts": f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        # Request bodies over 10 MB are refused (413) before they are read;
+        # an item may use 80 % of that, Radicale's own ratio.
+        "max_content_length": "10000000",
+        "max_resource_size": "8000000",
+    },
     "storage": {"type": "dav_cms.storage"},
     "auth": {"type": "dav_cms.auth"},
     "group": {"type": "dav_cms.group"},
@@ -61,7 +68,8 @@ def build(
     ``$DAV_CMS_DATABASE_URL`` (for the URL), then dav_cms's defaults.
     """
     file_values = read_ini(config_file) if config_file else {}
-    configuration = radicale_config.load()
+    # Radicale's schema plus dav_cms's [server] options (limits_base.SERVER_OPTIONS).
+    configuration = radicale_config.Configuration(limits_base.schema())
     try:
         configuration.update(DEFAULTS, "dav-cms defaults")
         layered = {section: dict(options) for section, options in file_values.items()}

@@ -28,6 +28,8 @@ transaction when one is open.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from radicale import config as radicale_config
@@ -49,7 +51,7 @@ PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     "rights": {"database_url": PLUGIN_SCHEMA_OPTION},
 }
 
-__all__ = ["PLUGIN_CONFIG_SCHEMA", "Rights", "structural_rights"]
+__all__ = ["PLUGIN_CONFIG_SCHEMA", "Rights", "decide", "structural_rights"]
 
 
 def structural_rights(parts: list[str]) -> str:
@@ -98,17 +100,25 @@ class Rights(radicale_rights.BaseRights):
 
     def authorization(self, user: str, user_groups: set[str], path: str) -> str:
         """The letters ``user`` has at ``path`` ("" means 403)."""
-        if not user:
-            return ""
-        sane_path = pathutils.strip_path(path)
-        if not sane_path:
-            return "R"
-        parts = sane_path.split("/")
-        if parts[0] == user and user != COMPANY_ROOT:
-            return structural_rights(parts)
-        with self.transactions.session() as session:
-            if is_admin(session, user):
-                return structural_rights(parts)
-            if parts[0] == COMPANY_ROOT and len(parts) == 3:
-                return granted(session, user, sane_path)
+        return decide(user, path, self.transactions.session)
+
+
+SessionOpener = Callable[[], AbstractContextManager[Session]]
+
+
+def decide(user: str, path: str, session_of: SessionOpener) -> str:
+    """The letters ``user`` has at ``path``; ``session_of`` opens a session when one is needed."""
+    if not user:
         return ""
+    sane_path = pathutils.strip_path(path)
+    if not sane_path:
+        return "R"
+    parts = sane_path.split("/")
+    if parts[0] == user and user != COMPANY_ROOT:
+        return structural_rights(parts)
+    with session_of() as session:
+        if is_admin(session, user):
+            return structural_rights(parts)
+        if parts[0] == COMPANY_ROOT and len(parts) == 3:
+            return granted(session, user, sane_path)
+    return ""

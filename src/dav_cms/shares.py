@@ -32,6 +32,7 @@ from radicale import sharing as radicale_sharing
 from sqlalchemy import ColumnElement, and_, or_, select, text
 from sqlalchemy.orm import Session
 
+from dav_cms import audit
 from dav_cms.db.models import Collection, Group, GroupMember, Share, User
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
@@ -180,6 +181,15 @@ def add_record(session: Session, record: Mapping[str, Any]) -> Share:
     session.add(share)
     session.flush()
     return share
+
+
+def audit_detail(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a share (a link's secret token is left out)."""
+    detail = {"type": record.get("ShareType"), "permissions": record.get("Permissions")}
+    if record.get("ShareType") == "map":
+        detail["user"] = record.get("User")
+        detail["path"] = record.get("PathOrToken")
+    return detail
 
 
 def update_row(share: Share, changes: Mapping[str, Any]) -> None:
@@ -343,6 +353,7 @@ def add_map_share(
             share = existing[0]
             update_row(share, {"Permissions": stored, "TimestampUpdated": now()})
             session.flush()
+            audit.record(session, "share.change", path_mapped, audit_detail(to_record(share)))
             logger.info("Set permissions %r on the share of %s with %s", permissions, path, who)
             return to_record(share), False
         taken = first_row(session, "map", path_or_token)
@@ -373,6 +384,7 @@ def add_map_share(
             "Actions": {},
         }
         add_record(session, record)
+        audit.record(session, "share.add", path_mapped, audit_detail(record))
     logger.info("Shared %s with %s as %s (%s)", path_mapped, who, path_or_token, permissions)
     return record, True
 
@@ -419,6 +431,8 @@ def add_token_share(url: str, path: str, permissions: str = "r") -> str:
                 "Actions": {},
             },
         )
+        detail = {"type": "token", "permissions": permissions}
+        audit.record(session, "share.add", path_mapped, detail)
     logger.info("Created a link to %s (%s)", path_mapped, permissions)
     return token
 
@@ -477,6 +491,7 @@ def revoke_token(url: str, token: str) -> Record:
             raise NotFoundError(msg)
         record = to_record(share)
         session.delete(share)
+        audit.record(session, "share.revoke", record["PathMapped"], audit_detail(record))
     logger.info("Revoked the link %s to %s", path_or_token, record["PathMapped"])
     return record
 
@@ -507,6 +522,7 @@ def revoke_map_share(
         records = [to_record(row) for row in rows]
         for row in rows:
             session.delete(row)
+            audit.record(session, "share.revoke", path_mapped, audit_detail(to_record(row)))
     logger.info("Stopped sharing %s with %s", path_mapped, who)
     return records
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from radicale import config as radicale_config
 from radicale import sharing as radicale_sharing
 from radicale.sharing import common
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dav_cms import shares
+from dav_cms import audit, shares
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import Share
@@ -45,6 +45,20 @@ NOT_FOUND = {"status": "not-found"}
 ERROR = {"status": "error"}
 
 __all__ = ["PLUGIN_CONFIG_SCHEMA", "Sharing"]
+
+# The rows shares.select_rows(path_or_token=P, ShareType=T) reads, built once:
+# the statement (and its compiled form) is reused by every lookup.
+_CANDIDATES = (
+    select(*Share.__table__.columns)
+    .where(
+        Share.share_type == bindparam("share_type"),
+        or_(
+            Share.path_or_token == bindparam("path_or_token"),
+            shares._placeholder_rows(),  # the same rule as select_rows
+        ),
+    )
+    .order_by(Share.id)
+)
 
 
 class Sharing(radicale_sharing.BaseSharing):
@@ -132,19 +146,28 @@ class Sharing(radicale_sharing.BaseSharing):
         Conversion: str | None = None,  # noqa: N803
     ) -> list[dict[str, Any]]:
         """The records matching the filters, as the csv backend lists them."""
-        with self._read() as session:
-            rows = shares.select_rows(
-                session,
-                path_or_token=PathOrToken,
-                ShareType=ShareType,
-                PathMapped=PathMapped,
-                EnabledByOwner=EnabledByOwner,
-                EnabledByUser=EnabledByUser,
-                HiddenByOwner=HiddenByOwner,
-                HiddenByUser=HiddenByUser,
-                Conversion=Conversion,
-            )
-            records = [shares.to_record(row) for row in rows]
+        others = (PathMapped, EnabledByOwner, EnabledByUser, HiddenByOwner, HiddenByUser)
+        if (
+            ShareType is not None
+            and PathOrToken is not None
+            and Conversion is None
+            and all(value is None for value in others)
+        ):
+            records = self._candidates(ShareType, PathOrToken)
+        else:
+            with self._read() as session:
+                rows = shares.select_rows(
+                    session,
+                    path_or_token=PathOrToken,
+                    ShareType=ShareType,
+                    PathMapped=PathMapped,
+                    EnabledByOwner=EnabledByOwner,
+                    EnabledByUser=EnabledByUser,
+                    HiddenByOwner=HiddenByOwner,
+                    HiddenByUser=HiddenByUser,
+                    Conversion=Conversion,
+                )
+                records = [shares.to_record(row) for row in rows]
         matched: list[dict[str, Any]] = []
         for record in records:
             match = common.database_common_check_row_match(
@@ -166,6 +189,20 @@ class Sharing(radicale_sharing.BaseSharing):
             matched
         )
         return result
+
+    def _candidates(self, share_type: str, path_or_token: str) -> list[dict[str, Any]]:
+        """Records of ``share_type`` that may resolve ``path_or_token`` (Radicale checks them).
+
+        Radicale's resolver asks this up to three times before every request
+        (the path, its parent, the path with "/"): one prepared statement each,
+        outside any transaction (see :meth:`Transactions.lookup`).
+        """
+        with self.transactions.lookup() as connection:
+            rows = connection.execute(
+                _CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
+            )
+            # A row has the attributes of a Share by the same names.
+            return [shares.to_record(cast("Share", row)) for row in rows]
 
     def database_get_sharing(
         self,
@@ -240,7 +277,7 @@ class Sharing(radicale_sharing.BaseSharing):
                         User,
                     )
                     return dict(CONFLICT)
-                shares.add_record(
+                record = shares.add_record(
                     session,
                     {
                         "ShareType": ShareType,
@@ -260,6 +297,8 @@ class Sharing(radicale_sharing.BaseSharing):
                         "Actions": Actions,
                     },
                 )
+                detail = shares.audit_detail(shares.to_record(record))
+                audit.record(session, "share.add", PathMapped, detail)
         except SQLAlchemyError:
             return self._failed("create")
         return dict(SUCCESS)
@@ -305,6 +344,8 @@ class Sharing(radicale_sharing.BaseSharing):
                 if share is None:
                     return dict(NOT_FOUND)
                 shares.update_row(share, changes)
+                detail = {**shares.audit_detail(shares.to_record(share)), "fields": sorted(changes)}
+                audit.record(session, "share.change", share.path_mapped, detail)
         except SQLAlchemyError:
             return self._failed("update")
         return dict(SUCCESS)
@@ -322,6 +363,8 @@ class Sharing(radicale_sharing.BaseSharing):
                 if share is None:
                     return dict(NOT_FOUND)
                 session.delete(share)
+                detail = shares.audit_detail(shares.to_record(share))
+                audit.record(session, "share.revoke", share.path_mapped, detail)
         except SQLAlchemyError:
             return self._failed("delete")
         return dict(SUCCESS)

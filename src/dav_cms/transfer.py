@@ -26,6 +26,7 @@ from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import NotFoundError
 from dav_cms.importers import Entry, ParseResult, Skipped, csv, export, ics, vcf
+from dav_cms.storage import recurrence
 from dav_cms.storage.layout import free_href
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,15 @@ def import_file(
         existing = _hrefs_by_uid(storage, collection)
         total = len(parsed.entries)
         for number, entry in enumerate(parsed.entries, 1):
-            _store(collection, entry, target, existing=existing, summary=summary)
+            item = _item(entry.text, target)
+            refusal = _refusal(storage, item)
+            if refusal is not None:
+                if strict:
+                    msg = f"entry {entry.position} (line {entry.line}): {refusal}"
+                    raise ValueError(msg)
+                summary.skipped.append(Skipped(entry.position, refusal, entry.line))
+            else:
+                _store(collection, entry, item, existing=existing, summary=summary)
             if progress is not None:
                 progress(number, total)
     return summary
@@ -175,16 +184,24 @@ def _hrefs_by_uid(storage: Any, collection: Any) -> dict[str, tuple[str, str]]: 
         return {row.uid: (row.href, row.etag) for row in rows}
 
 
+def _refusal(storage: Any, item: radicale_item.Item) -> str | None:  # noqa: ANN401
+    """Why the storage would refuse ``item`` (checked first, so the rest still imports)."""
+    try:
+        recurrence.check_density(item.vobject_item, storage.max_rrule_occurrence)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _store(
     collection: radicale_storage.BaseCollection,
     entry: Entry,
-    path: str,
+    item: radicale_item.Item,
     *,
     existing: dict[str, tuple[str, str]],
     summary: ImportSummary,
 ) -> None:
-    uid, text = entry.uid, entry.text
-    item = _item(text, path)
+    uid = entry.uid
     known = existing.get(uid)
     if known is not None:
         href, etag = known

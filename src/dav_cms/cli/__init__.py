@@ -7,11 +7,35 @@ import logging
 import sys
 
 from dav_cms import __version__
-from dav_cms.cli import collections, db, groups, serve, shares, transfer, users
+from dav_cms.cli import (
+    app_passwords,
+    audit,
+    collections,
+    db,
+    duplicates,
+    groups,
+    search,
+    serve,
+    shares,
+    transfer,
+    users,
+)
 from dav_cms.cli.common import CliError
 from dav_cms.errors import DavCmsError
 
-COMMANDS = (serve, db, users, groups, collections, shares, transfer)
+COMMANDS = (
+    serve,
+    db,
+    users,
+    app_passwords,
+    groups,
+    collections,
+    shares,
+    transfer,
+    search,
+    duplicates,
+    audit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

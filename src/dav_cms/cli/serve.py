@@ -12,16 +12,20 @@ from typing import Any
 
 from radicale import log as radicale_log
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from dav_cms import radicale_config
 from dav_cms.cli.common import CliError, add_database_option
 from dav_cms.config import ensure_sqlite_dir
+from dav_cms.db import availability
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.web import server as web_server
 
 logger = logging.getLogger(__name__)
+
+STARTUP_WAIT_SECONDS = 30.0
 
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
@@ -50,6 +54,13 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
         help="server processes (more than 1 runs gunicorn; use PostgreSQL for that)",
     )
     parser.add_argument("--debug", action="store_true", help="log every request in detail")
+    parser.add_argument(
+        "--wait-for-database",
+        type=float,
+        default=STARTUP_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"wait for an unreachable database at start (default {STARTUP_WAIT_SECONDS:g} s)",
+    )
     add_database_option(parser)
     parser.set_defaults(func=run)
 
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.config, args.database_url, args.host, args.port, overrides
     )
     ensure_sqlite_dir(url)
+    _wait_for_database(url, args.wait_for_database)
     ensure_schema(url)
     _hint_first_user(configuration, url)
     if args.workers > 1:
@@ -92,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
         msg = f"cannot listen on {hosts}: {exc}"
         raise CliError(msg) from exc
     return 0
+
+
+def _wait_for_database(url: str, seconds: float) -> None:
+    try:
+        availability.wait_until_reachable(get_engine(url), max(0.0, seconds))
+    except OperationalError as exc:
+        msg = f"the database cannot be reached ({exc.orig}); start it and run dav-cms serve again"
+        raise CliError(msg) from exc
 
 
 def _hint_first_user(configuration: Any, url: str) -> None:  # noqa: ANN401

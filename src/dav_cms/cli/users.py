@@ -1,4 +1,4 @@
-"""``dav-cms user add | list | passwd | disable | enable | delete``: the accounts.
+"""``dav-cms user add | list | passwd | disable | enable | delete | admin | dav-password``.
 
 Passwords come from stdin with ``--password-stdin`` (one line), from a
 twice-typed prompt on a terminal, or, with neither, are generated and shown once.
@@ -15,7 +15,7 @@ import secrets
 import sys
 from typing import Any
 
-from dav_cms import accounts
+from dav_cms import accounts, app_passwords
 from dav_cms.cli.common import (
     CliError,
     add_database_option,
@@ -31,7 +31,7 @@ GENERATED_PASSWORD_BYTES = 18
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     """Add ``user`` and its subcommands."""
     parser = subparsers.add_parser(
-        "user", help="accounts: add, list, passwd, disable, enable, delete, admin"
+        "user", help="accounts: add, list, passwd, disable, enable, delete, admin, dav-password"
     )
     sub = parser.add_subparsers(dest="user_command", metavar="ACTION", required=True)
 
@@ -84,10 +84,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     admin = sub.add_parser("admin", help="grant (on) or revoke (off) administrator rights")
     admin.set_defaults(func=_admin)
 
-    for action in (disable, enable, remove, admin):
+    dav_password = sub.add_parser(
+        "dav-password",
+        help="allow (on) or bar (off) the main password for DAV clients (app passwords still work)",
+    )
+    dav_password.set_defaults(func=_dav_password)
+
+    for action in (disable, enable, remove, admin, dav_password):
         action.add_argument("login")
     admin.add_argument("state", choices=("on", "off"))
-    for action in (add, listing, passwd, disable, enable, remove, admin):
+    dav_password.add_argument("state", choices=("on", "off"))
+    for action in (add, listing, passwd, disable, enable, remove, admin, dav_password):
         add_database_option(action)
 
 
@@ -197,6 +204,20 @@ def _admin(args: argparse.Namespace) -> int:
     login = _login(args.login)
     accounts.set_admin(database_url(args), login, args.state == "on")
     print(f"{login} {'is' if args.state == 'on' else 'is no longer'} an administrator")
+    return 0
+
+
+def _dav_password(args: argparse.Namespace) -> int:
+    login = _login(args.login)
+    allowed = args.state == "on"
+    app_passwords.set_main_password_for_dav(database_url(args), login, allowed)
+    if allowed:
+        print(f"the main password of {login} works for DAV again")
+    else:
+        print(
+            f"the main password of {login} no longer works for DAV; devices log in with "
+            f"app passwords (dav-cms app-password add {login} --label phone)"
+        )
     return 0
 
 

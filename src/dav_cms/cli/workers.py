@@ -6,18 +6,23 @@ no connection is shared between processes; all state is in the database.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from radicale import log as radicale_log
 
+from dav_cms.db.availability import retry_while_unreachable
 from dav_cms.db.session import dispose_engines
 from dav_cms.radicale_config import format_hosts
 from dav_cms.web import WSGIApp, make_application
 
 THREADS_PER_WORKER = 4
 WORKER_TIMEOUT_SECONDS = 120
+# A worker (re)started while the database is down waits for it for as long as
+# it takes: failing to boot would make gunicorn stop the whole server.
+WORKER_DATABASE_WAIT_SECONDS = math.inf
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -36,7 +41,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self._configuration.get("logging", "level"),
             self._configuration.get("logging", "backtrace_on_debug"),
         )
-        return make_application(self._configuration)
+        return retry_while_unreachable(
+            lambda: make_application(self._configuration), WORKER_DATABASE_WAIT_SECONDS
+        )
 
 
 def _after_fork(_server: Any, _worker: Any) -> None:  # noqa: ANN401

@@ -78,6 +78,8 @@ class Item(Base):
         UniqueConstraint("collection_id", "href"),
         UniqueConstraint("collection_id", "uid"),
         Index(None, "collection_id", "component_name", "start_ts", "end_ts"),
+        # Listings stream a collection in id order straight from this index (no sort).
+        Index(None, "collection_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -195,6 +197,10 @@ class CardField(Base):
 
     ``value_folded`` is the value as Radicale's text-match compares it (vobject's
     value, lower-cased); ``name`` "" marks an item as indexed (one row per item).
+    It also holds calendar text values (:mod:`dav_cms.storage.calindex`): SUMMARY,
+    DESCRIPTION and LOCATION as ``VEVENT/SUMMARY`` etc., ``value_digits`` then being
+    the position of the component in the item; ``VCALENDAR`` marks an indexed
+    calendar item and ``VEVENT``/``VTODO``/``VJOURNAL`` rows each component.
     """
 
     __tablename__ = "card_fields"

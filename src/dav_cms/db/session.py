@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -10,11 +11,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from dav_cms.db import availability
 from dav_cms.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_SYNCHRONOUS_ENV = "DAV_CMS_SQLITE_SYNCHRONOUS"
+SQLITE_SYNCHRONOUS_VALUES = ("NORMAL", "FULL", "EXTRA")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -46,7 +50,18 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def sqlite_synchronous() -> str:
+    """SQLite's ``synchronous`` setting: ``DAV_CMS_SQLITE_SYNCHRONOUS`` or NORMAL."""
+    value = os.environ.get(SQLITE_SYNCHRONOUS_ENV, "NORMAL").strip().upper()
+    if value not in SQLITE_SYNCHRONOUS_VALUES:
+        msg = f"{SQLITE_SYNCHRONOUS_ENV} must be one of {', '.join(SQLITE_SYNCHRONOUS_VALUES)}"
+        raise ConfigurationError(msg)
+    return value
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    synchronous = sqlite_synchronous()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
         # Let SQLAlchemy's BEGIN statements drive transactions (pysqlite's own
@@ -56,24 +71,34 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # WAL + NORMAL: a killed process loses nothing committed; an OS crash or
+        # power cut may lose the last commits (never corrupts). FULL syncs the WAL
+        # at every commit (see README, "Crashes and outages").
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:  # noqa: ANN401
         mode = conn.get_execution_options().get("dav_cms_begin", "BEGIN")
-        conn.exec_driver_sql(mode)
+        if mode:  # "" for a single-statement lookup (Transactions.lookup): autocommit
+            conn.exec_driver_sql(mode)
 
 
 def make_engine(url: str) -> Engine:
     """Create a new engine for ``url`` (callers normally use :func:`get_engine`)."""
     url = normalise_url(url)
     kwargs: dict[str, Any] = {}
-    if make_url(url).get_backend_name() == "postgresql":
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # pre-ping: pooled connections that died with a server restart are
+        # replaced at checkout; a connect timeout makes requests fail fast
+        # (503, see dav_cms.web.outage) while the server cannot be reached.
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
     else:
         kwargs.update(connect_args={"check_same_thread": False, "timeout": 30})
     engine = create_engine(url, **kwargs)
+    availability.watch(engine)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

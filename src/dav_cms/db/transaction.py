@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,25 @@ class Transactions:
             session.commit()
         finally:
             session.close()
+
+    @contextmanager
+    def lookup(self) -> Iterator[Connection | Session]:
+        """Where one read statement runs: the request's session, else an autocommit connection.
+
+        A single statement sees one consistent snapshot by itself, so outside a
+        request it needs no transaction (no Session, BEGIN or COMMIT): lookups
+        Radicale makes before it opens the request's (sharing) cost one statement.
+        """
+        current = self.current
+        if current is not None:
+            yield current.session
+            return
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                # pysqlite runs in autocommit mode here (isolation_level None): no BEGIN.
+                yield connection.execution_options(dav_cms_begin="")
+            else:
+                yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def mark_failed(self) -> None:
         """Make the open unit of work roll back instead of committing."""

@@ -24,6 +24,7 @@ from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage.collection import Collection, CollectionState
 from dav_cms.storage.errors import translate_errors
+from dav_cms.storage.items import MAX_HREF_BYTES
 from dav_cms.storage.layout import CollectionLayout
 from dav_cms.storage.verify import verify_storage
 
@@ -125,6 +126,12 @@ class Storage(radicale_storage.BaseStorage):
     ) -> tuple[Collection, dict[str, radicale_item.Item], list[str]]:
         """Create (or, with props, replace) the collection at ``href``."""
         sane_path = pathutils.strip_path(href)
+        for segment in sane_path.split("/") if sane_path else ():
+            if len(segment.encode("utf-8", "surrogatepass")) > MAX_HREF_BYTES or any(
+                ord(char) < 0x20 or char == "\x7f" for char in segment
+            ):
+                msg = f"collection name too long or with control characters: {segment[:60]!r}"
+                raise ValueError(msg)
         return self._layout.create(self.write_session(), sane_path, items, props)
 
     @translate_errors

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.storage import searchindex
 
 # Properties kept besides X-* ones.
 INDEXED = frozenset(
@@ -62,15 +63,19 @@ def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
 def add_fields(
     session: Session, collection_id: int, fields: Iterable[tuple[int, list[dict[str, Any]]]]
 ) -> None:
-    """Insert the rows of several items: (item id, :func:`field_rows`) pairs."""
+    """Insert the rows of several vCards: (item id, :func:`field_rows`) pairs (and card_search)."""
     batch: list[dict[str, Any]] = []
+    cards: list[tuple[int, list[dict[str, Any]]]] = []
     for item_id, rows in fields:
         batch.extend({**row, "item_id": item_id, "collection_id": collection_id} for row in rows)
+        cards.append((item_id, rows))
         if len(batch) >= INSERT_BATCH:
             session.execute(insert(CardField), batch)
-            batch = []
+            searchindex.add_bodies(session, collection_id, cards)
+            batch, cards = [], []
     if batch:
         session.execute(insert(CardField), batch)
+    searchindex.add_bodies(session, collection_id, cards)
 
 
 def index_item(
@@ -84,6 +89,7 @@ def index_item(
     """(Re)index one stored vCard."""
     if replace:
         session.execute(delete(CardField).where(CardField.item_id == item_id))
+        searchindex.forget(session, item_id)
     add_fields(session, collection_id, [(item_id, field_rows(vobject_item))])
 
 
@@ -92,6 +98,7 @@ def move_fields(session: Session, item_id: int, collection_id: int) -> None:
     session.execute(
         update(CardField).where(CardField.item_id == item_id).values(collection_id=collection_id)
     )
+    searchindex.move_body(session, item_id, collection_id)
 
 
 class _Fallback(Exception):  # noqa: N818

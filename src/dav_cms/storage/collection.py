@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, overload
@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any, overload
 from radicale import item as radicale_item
 from radicale import storage as radicale_storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
+from dav_cms import audit
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import cardindex, sync
+from dav_cms.storage import calindex, cardindex, recurrence, sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
     fits_size,
     http_date,
     is_safe_href,
+    listed_items,
     select_items,
     to_item,
 )
@@ -116,6 +118,9 @@ class Collection(radicale_storage.BaseCollection):
             return
         max_size = self._storage.max_resource_size
         with self._storage.transactions.session() as session:
+            if len(wanted) > MULTIGET_BATCH and self._is_most(session, len(wanted)):
+                yield from self._get_most(set(wanted), max_size)
+                return
             for start in range(0, len(wanted), MULTIGET_BATCH):
                 batch = wanted[start : start + MULTIGET_BATCH]
                 stmt = select_items(self._state.id).where(ItemRow.href.in_(batch))
@@ -127,25 +132,62 @@ class Collection(radicale_storage.BaseCollection):
                     elif fits_size(row, max_size, f"{self._path}/{href}"):
                         yield href, to_item(self, row)
 
+    def _is_most(self, session: Any, wanted: int) -> bool:  # noqa: ANN401
+        """Whether ``wanted`` hrefs are a large part of the collection (sync, full multiget)."""
+        stmt = select(func.count()).where(ItemRow.collection_id == self._state.id)
+        return wanted * 4 >= (session.scalar(stmt) or 0)
+
+    def _get_most(
+        self, wanted: set[str], max_size: int
+    ) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        """:meth:`get_multi` of many hrefs: one pass over the collection, streamed.
+
+        With the texts: Radicale's REPORT serialises every item it answers with.
+        """
+        assert self._state.id is not None
+        stmt = select_items(self._state.id).order_by(ItemRow.id)
+        for row in self._rows(stmt):
+            if row.href in wanted:
+                wanted.discard(row.href)
+                if fits_size(row, max_size, f"{self._path}/{row.href}"):
+                    yield row.href, to_item(self, row)
+        for href in sorted(wanted):
+            yield href, None
+
     def get_all(self) -> Iterator[radicale_item.Item]:
         """Stream every item within ``max_resource_size`` (as Radicale's file storage)."""
         yield from self.iter_items(self._storage.max_resource_size)
 
-    def iter_items(self, max_size: int | None = None) -> Iterator[radicale_item.Item]:
-        """Stream the items (of at most ``max_size`` bytes), in batches: never all in memory."""
+    def iter_items(
+        self, max_size: int | None = None, *, lazy: bool = False
+    ) -> Iterator[radicale_item.Item]:
+        """Stream the items (of at most ``max_size`` bytes), in batches: never all in memory.
+
+        ``lazy`` items read their text only when asked for it (in batches, inside
+        this request): listings that need only etags never read the texts.
+        """
         if self._state.id is None:
             return
-        stmt = select_items(self._state.id, max_size).order_by(ItemRow.id)
-        yield from self._stream(stmt)
+        stmt = select_items(self._state.id, max_size, text=not lazy).order_by(ItemRow.id)
+        yield from self._stream(stmt) if lazy else map(self._item, self._rows(stmt))
+
+    def _item(self, row: Any) -> radicale_item.Item:  # noqa: ANN401
+        return to_item(self, row)
 
     def _rows(self, stmt: Any) -> Iterator[Any]:  # noqa: ANN401
         """Rows of ``stmt``, fetched in batches (a listing is never held in memory)."""
+        for chunk in self._chunks(stmt):
+            yield from chunk
+
+    def _chunks(self, stmt: Any) -> Iterator[Sequence[Any]]:  # noqa: ANN401
+        """Rows of ``stmt`` in lists of at most STREAM_BATCH, one round trip each."""
         with self._storage.transactions.session() as session:
-            yield from session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+            result = session.connection().execute(stmt.execution_options(yield_per=STREAM_BATCH))
+            yield from result.partitions()
 
     def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
-        for row in self._rows(stmt):
-            yield to_item(self, row)
+        """Lazy items of the rows of ``stmt`` (selected without their text)."""
+        yield from listed_items(self, self._chunks(stmt), self._storage.transactions)
 
     def get_filtered(
         self, filters: Iterable[ET.Element]
@@ -157,7 +199,13 @@ class Collection(radicale_storage.BaseCollection):
         if filters and self.tag == "VADDRESSBOOK":
             condition = cardindex.filter_condition(filters, self._state.id)
             if condition is not None:
-                yield from self._search(condition)
+                yield from self._search(condition, cardindex.indexed(self._state.id))
+                return
+        if filters and self.tag == "VCALENDAR":
+            query = calindex.filter_query(filters, self._state.id)
+            if query is not None:
+                indexed = calindex.indexed(self._state.id)
+                yield from self._search(query.condition, indexed, query.prefilter, query.exact)
                 return
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
         stmt = select_items(self._state.id, self._storage.max_resource_size)
@@ -169,18 +217,31 @@ class Collection(radicale_storage.BaseCollection):
             item_start, item_end = item.time_range
             yield item, simple and (start <= item_start or item_end <= end)
 
-    def _search(self, condition: Any) -> Iterator[tuple[radicale_item.Item, bool]]:  # noqa: ANN401
-        """Items matching ``condition``, and unindexed ones for Radicale to filter."""
+    def _search(
+        self,
+        condition: Any,  # noqa: ANN401
+        indexed: Any,  # noqa: ANN401
+        prefilter: Any = None,  # noqa: ANN401
+        exact: Callable[[tuple[int, int]], bool] | None = None,
+    ) -> Iterator[tuple[radicale_item.Item, bool]]:
+        """Items matching ``condition``, and unindexed ones for Radicale to filter.
+
+        ``prefilter`` holds for every match; an indexed item is an exact match
+        unless ``exact`` says otherwise about its time range.
+        """
         assert self._state.id is not None
-        indexed = cardindex.indexed(self._state.id)
         stmt = (
             select_items(self._state.id, self._storage.max_resource_size)
             .add_columns(indexed.label("indexed"))
             .where(condition | ~indexed)
             .order_by(ItemRow.id)
         )
+        if prefilter is not None:
+            stmt = stmt.where(prefilter)
         for row in self._rows(stmt):
-            yield to_item(self, row), bool(row.indexed)
+            item = to_item(self, row)
+            matched = bool(row.indexed) and (exact is None or exact(item.time_range))
+            yield item, matched
 
     def has_uid(self, uid: str) -> bool:
         """One indexed lookup of (collection, uid)."""
@@ -205,6 +266,7 @@ class Collection(radicale_storage.BaseCollection):
             msg = f"unsafe or too long item name: {href!r}"
             raise ValueError(msg)
         values = ItemValues.of(item)
+        recurrence.check_density(item.vobject_item, self._storage.max_rrule_occurrence)
         collection_id = self._require_id()
         session = self._storage.write_session()
         old_row = session.execute(select_items(collection_id).where(ItemRow.href == href)).first()
@@ -225,7 +287,13 @@ class Collection(radicale_storage.BaseCollection):
             cardindex.index_item(
                 session, item_id, collection_id, item.vobject_item, replace=old_row is not None
             )
+        elif values.name == "VCALENDAR":
+            calindex.index_item(
+                session, item_id, collection_id, item.vobject_item, replace=old_row is not None
+            )
         sync.record_change(session, collection_id, href, revision, deleted=False)
+        action = "item.change" if old_row is not None else "item.create"
+        audit.record(session, action, self.target(href))
         self._after_write(revision, now)
         new_item = to_item(self, SimpleNamespace(href=href, modified=now, **asdict(values)))
         return new_item, old_item
@@ -235,6 +303,7 @@ class Collection(radicale_storage.BaseCollection):
         """Delete one item, or (``href`` None) the collection with everything below it."""
         if href is None:
             self._storage.delete_collection_tree(self._path)
+            audit.record(self._storage.write_session(), "collection.delete", self.target())
             return
         if self._state.id is None or not is_safe_href(href):
             raise radicale_storage.ComponentNotFoundError(href)
@@ -245,6 +314,12 @@ class Collection(radicale_storage.BaseCollection):
         if not result.rowcount:  # type: ignore[attr-defined]
             raise radicale_storage.ComponentNotFoundError(href)
         self.note_removed(session, href)
+        audit.record(session, "item.delete", self.target(href))
+
+    def target(self, href: str | None = None) -> str:
+        """``/PATH/`` of the collection, or ``/PATH/HREF`` of one of its items (audit log)."""
+        folder = f"/{self._path}/" if self._path else "/"
+        return folder + href if href else folder
 
     def note_removed(self, session: Any, href: str) -> None:  # noqa: ANN401
         """Record the deletion of ``href`` (already removed) in the change log."""
@@ -288,6 +363,7 @@ class Collection(radicale_storage.BaseCollection):
                 modified=now,
             )
         )
+        audit.record(session, "collection.change", self.target(), {"props": sorted(clean)})
         self._state.props = clean
         self._state.modified = now
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from sqlalchemy import Select, select
 from dav_cms.db.models import Item as ItemRow
 
 if TYPE_CHECKING:
+    from dav_cms.db.transaction import Transactions
     from dav_cms.storage.collection import Collection
 
 logger = logging.getLogger(__name__)
@@ -32,12 +35,15 @@ ITEM_COLUMNS = (
     ItemRow.modified,
     ItemRow.size,
 )
+# The same without the text: what a listing reads (texts come in batches on demand).
+LISTING_COLUMNS = tuple(column for column in ITEM_COLUMNS if column.key != "text")
 
 # Longest href we accept, in UTF-8 bytes (what common file systems allow, so
 # a collection can always be exported back to Radicale's file storage).
 MAX_HREF_BYTES = 255
 
 
+@functools.lru_cache(maxsize=4096)
 def http_date(epoch: int) -> str:
     """RFC 7231 date of ``epoch`` seconds."""
     return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(epoch))
@@ -52,12 +58,15 @@ def is_safe_href(href: str) -> bool:
     )
 
 
-def select_items(collection_id: int, max_size: int | None = None) -> Select[*tuple[Any, ...]]:
-    """SELECT of the listing columns of one collection's items.
+def select_items(
+    collection_id: int, max_size: int | None = None, *, text: bool = True
+) -> Select[*tuple[Any, ...]]:
+    """SELECT of the item columns of one collection's items (without the text if not ``text``).
 
     With ``max_size``, items of more bytes are left out (``max_resource_size``).
     """
-    stmt = select(*ITEM_COLUMNS).where(ItemRow.collection_id == collection_id)
+    columns = ITEM_COLUMNS if text else LISTING_COLUMNS
+    stmt = select(*columns).where(ItemRow.collection_id == collection_id)
     if max_size is not None:
         stmt = stmt.where(ItemRow.size <= max_size)
     return stmt
@@ -78,17 +87,91 @@ def fits_size(row: Any, max_size: int, path: str) -> bool:  # noqa: ANN401
 
 def to_item(collection: Collection, row: Any) -> radicale_item.Item:  # noqa: ANN401
     """Radicale's Item for a row of :data:`ITEM_COLUMNS`, without parsing its text."""
-    return radicale_item.Item(
-        collection=collection,
-        href=row.href,
-        last_modified=http_date(row.modified),
-        text=row.text,
-        etag=row.etag,
-        uid=row.uid or "",
-        name=row.name,
-        component_name=row.component_name,
-        time_range=(row.start_ts, row.end_ts),
-    )
+    return StoredItem(collection, row, row.text)
+
+
+class TextBatch:
+    """The texts of one batch of listed items, read in one query when the first is needed.
+
+    Listings (PROPFIND, sync-collection) mostly need etags and hrefs only; the
+    texts, most of the bytes, are read only when Radicale asks for one
+    (address-data, filters), and then for the whole batch at once.
+    """
+
+    def __init__(self, transactions: Transactions, ids: list[int]) -> None:
+        self._transactions = transactions
+        self.ids = ids
+        self._texts: dict[int, str] | None = None
+
+    def text(self, item_id: int) -> str:
+        """The text of item ``item_id`` (one of :attr:`ids`)."""
+        if self._texts is None:
+            with self._transactions.session() as session:
+                rows = session.execute(
+                    select(ItemRow.id, ItemRow.text).where(ItemRow.id.in_(self.ids))
+                )
+                self._texts = {row.id: row.text for row in rows}
+        text = self._texts.get(item_id)
+        if text is None:
+            msg = f"item {item_id} disappeared while being listed"
+            raise RuntimeError(msg)
+        return text
+
+
+class StoredItem(radicale_item.Item):
+    """Radicale's Item for a stored row; a listed one reads its text only when needed.
+
+    Radicale's constructor re-sanitises the collection path for every item (a
+    third of the cost of a listing); the path of a stored collection is sane
+    already, so the fields are set here directly.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        row: Any,  # noqa: ANN401
+        text: str | None,
+        batch: TextBatch | None = None,
+    ) -> None:
+        # Radicale's Item.__init__ is deliberately not called (see the class docstring).
+        self._collection_path = collection.path
+        self.collection = collection
+        self.href = row.href
+        self.last_modified = http_date(row.modified)
+        self._text = text
+        self._vobject_item = None
+        self._etag = row.etag
+        self._uid = row.uid or ""
+        self._name = row.name
+        self._component_name = row.component_name
+        self._time_range = (row.start_ts, row.end_ts)
+        self._item_id: int | None = getattr(row, "id", None)
+        self._batch = batch
+
+    def serialize(self) -> str:
+        """The stored text (a listed item reads it with the rest of its batch on first use)."""
+        if self._text is None:
+            assert self._batch is not None
+            assert self._item_id is not None
+            self._text = self._batch.text(self._item_id)
+        return self._text
+
+    @property
+    def vobject_item(self) -> Any:  # noqa: ANN401 - vobject is untyped
+        """The parsed text (read first if needed)."""
+        if self._vobject_item is None:
+            self.serialize()
+        return super().vobject_item
+
+
+def listed_items(
+    collection: Collection, chunks: Iterable[Sequence[Any]], transactions: Transactions
+) -> Iterator[StoredItem]:
+    """Items of chunks of rows of :data:`LISTING_COLUMNS`; a :class:`TextBatch` per chunk."""
+    for chunk in chunks:
+        batch = TextBatch(transactions, [row.id for row in chunk])
+        for row in chunk:
+            yield StoredItem(collection, row, None, batch)
 
 
 @dataclass(frozen=True)

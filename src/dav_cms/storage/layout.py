@@ -13,15 +13,22 @@ from typing import TYPE_CHECKING, Any
 from radicale import item as radicale_item
 from radicale import pathutils, types
 from radicale import storage as radicale_storage
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from dav_cms import audit
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.upsert import insert_ignore
-from dav_cms.storage import cardindex, sync
+from dav_cms.storage import calindex, cardindex, recurrence, sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
-from dav_cms.storage.items import ItemValues, fits_size, is_safe_href, select_items, to_item
+from dav_cms.storage.items import (
+    ITEM_COLUMNS,
+    ItemValues,
+    fits_size,
+    is_safe_href,
+    to_item,
+)
 
 if TYPE_CHECKING:
     from dav_cms.storage import Storage
@@ -44,6 +51,16 @@ def _ancestors(path: str) -> list[str]:
     return [""] + ["/".join(parts[:depth]) for depth in range(1, len(parts))] if parts else []
 
 
+# Prepared once: the statements of every request (and their compiled forms) are reused.
+_LOAD = select(*COLLECTION_COLUMNS).where(
+    CollectionRow.path.in_(bindparam("paths", expanding=True))
+)
+_LOAD_FOR_UPDATE = _LOAD.with_for_update()
+_ITEM = select(*ITEM_COLUMNS).where(
+    ItemRow.collection_id == bindparam("collection_id"), ItemRow.href == bindparam("href")
+)
+
+
 def _no_context(_path: str, _href: str | None) -> ContextManager[None]:
     return nullcontext()
 
@@ -63,15 +80,16 @@ class CollectionLayout:
         processes (If-Match, UID checks and revisions stay exact) while writers
         of other collections go on in parallel.
         """
-        stmt = select(*COLLECTION_COLUMNS).where(CollectionRow.path == path)
-        if self._storage.transactions.writing:
-            stmt = stmt.with_for_update()
-        row = session.execute(stmt).first()
-        if row is not None:
-            return CollectionState.of(row)
-        if path == "":
-            return CollectionState(None, {}, "0" * 32, 0, 0, 0)
-        return None
+        return self._load(session, [path]).get(path)
+
+    def _load(self, session: Session, paths: list[str]) -> dict[str, CollectionState]:
+        """The collections at ``paths`` (one prepared query; rows locked in a write request)."""
+        stmt = _LOAD_FOR_UPDATE if self._storage.transactions.writing else _LOAD
+        rows = session.execute(stmt, {"paths": paths})
+        found = {row.path: CollectionState.of(row) for row in rows}
+        if "" in paths and "" not in found:
+            found[""] = CollectionState(None, {}, "0" * 32, 0, 0, 0)
+        return found
 
     def discover(
         self,
@@ -83,16 +101,21 @@ class CollectionLayout:
     ) -> Iterator[types.CollectionOrItem]:
         """What Radicale's ``discover`` yields, from indexed lookups."""
         context = child_context or _no_context
-        state = self.load(session, path)
+        parent = _parent(path)
+        # Reading: the parent comes with the same query, for when ``path`` names an
+        # item (GET). Writing locks only what is needed (see load).
+        both = parent is not None and not self._storage.transactions.writing
+        found = self._load(session, [path, parent] if both and parent is not None else [path])
+        state = found.get(path)
         if state is None:
-            yield from self._discover_item(session, path)
+            yield from self._discover_item(session, path, found if both else None)
             return
         collection = Collection(self._storage, path, state)
         yield collection
         if depth == "0":
             return
         # Listed whatever their size, as by Radicale's file storage.
-        for item in collection.iter_items():
+        for item in collection.iter_items(lazy=True):
             with context(path, item.href):
                 yield item
         children = session.execute(
@@ -107,15 +130,17 @@ class CollectionLayout:
         if path and "/" not in path:
             yield from self._company_collections(session, user_groups, context)
 
-    def _discover_item(self, session: Session, path: str) -> Iterator[radicale_item.Item]:
+    def _discover_item(
+        self, session: Session, path: str, loaded: dict[str, CollectionState] | None
+    ) -> Iterator[radicale_item.Item]:
         parent = _parent(path)
         href = path.rpartition("/")[2]
         if parent is None or not is_safe_href(href):
             return
-        state = self.load(session, parent)
+        state = loaded.get(parent) if loaded is not None else self.load(session, parent)
         if state is None or state.id is None:
             return
-        row = session.execute(select_items(state.id).where(ItemRow.href == href)).first()
+        row = session.execute(_ITEM, {"collection_id": state.id, "href": href}).first()
         if row is not None and fits_size(row, self._storage.max_resource_size, path):
             yield to_item(Collection(self._storage, parent, state), row)
 
@@ -191,6 +216,7 @@ class CollectionLayout:
         """Radicale's ``create_collection``: make, or replace with ``props`` and ``items``."""
         if not props:
             plain = self.ensure_plain(session, path)
+            audit.record(session, "collection.create", f"/{path}/" if path else "/")
             return Collection(self._storage, path, plain), {}, []
         clean = dict(radicale_item.check_and_sanitize_props(dict(props)))
         if path:
@@ -214,6 +240,8 @@ class CollectionLayout:
             hrefs = self._insert_all(session, collection, items, suffix)
         replaced = {href: old_items[href] for href in hrefs if href in old_items}
         new_hrefs = [href for href in hrefs if href not in old_items]
+        detail = {"tag": clean.get("tag", ""), "items": len(hrefs), "replaced": old is not None}
+        audit.record(session, "collection.create", collection.target(), detail)
         return collection, replaced, new_hrefs
 
     def _insert_all(
@@ -232,10 +260,13 @@ class CollectionLayout:
         fields: dict[str, list[dict[str, Any]]] = {}
         for item in items:
             values = ItemValues.of(item)
+            recurrence.check_density(item.vobject_item, self._storage.max_rrule_occurrence)
             href = free_href(values.uid or "", values.etag, suffix, used)
             used.add(href)
             if values.name == "VCARD":
                 fields[href] = cardindex.field_rows(item.vobject_item)
+            elif values.name == "VCALENDAR":
+                fields[href] = calindex.field_rows(item.vobject_item)
             batch.append(
                 {
                     "collection_id": collection_id,
@@ -246,10 +277,10 @@ class CollectionLayout:
                 }
             )
             if len(batch) >= INSERT_BATCH:
-                self._insert_batch(session, collection_id, batch, fields)
+                self._insert_batch(session, collection_id, batch, fields, collection.tag)
                 batch = []
         if batch:
-            self._insert_batch(session, collection_id, batch, fields)
+            self._insert_batch(session, collection_id, batch, fields, collection.tag)
         if used:
             session.execute(
                 update(CollectionRow)
@@ -265,13 +296,15 @@ class CollectionLayout:
         collection_id: int,
         batch: list[dict[str, Any]],
         fields: dict[str, list[dict[str, Any]]],
+        tag: str = "VADDRESSBOOK",
     ) -> None:
-        """Insert items, then the index rows of those that are vCards (``fields`` by href)."""
+        """Insert items, then their index rows (``fields`` by href; calendar rows if ``tag``)."""
         if not fields:
             session.execute(insert(ItemRow), batch)
             return
         ids = session.execute(insert(ItemRow).returning(ItemRow.id, ItemRow.href), batch).all()
-        cardindex.add_fields(
+        index = calindex if tag == "VCALENDAR" else cardindex
+        index.add_fields(
             session,
             collection_id,
             ((row.id, fields.pop(row.href)) for row in ids if row.href in fields),
@@ -315,6 +348,8 @@ class CollectionLayout:
         cardindex.move_fields(session, row_id, target_id)
         sync.record_change(session, target_id, to_href, revision, deleted=False)
         to_collection._after_write(revision, now)
+        detail = {"to": to_collection.target(to_href)}
+        audit.record(session, "item.move", source.target(item.href), detail)
 
     def delete_tree(self, session: Session, path: str) -> None:
         """Delete the collection at ``path`` and every collection below it."""

@@ -1,0 +1,64 @@
+"""Refuse hostile XML request bodies before Radicale parses them.
+
+One pass of expat, a streaming parser that keeps no tree and does not recurse:
+a DOCTYPE stops it at once (so no entity is ever defined, expanded or fetched),
+nesting deeper than the limit stops it, malformed XML is refused, and the root
+element must be the one the method expects (Radicale answers 500 to a
+PROPFIND with another root).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.parsers import expat
+
+from dav_cms.web.limits_base import RefusalError
+
+DAV = "DAV:"
+CALDAV = "urn:ietf:params:xml:ns:caldav"
+
+# The root element of each method's body; REPORT takes many (Radicale answers unknown ones).
+XML_METHODS: dict[str, tuple[str, str] | None] = {
+    "PROPFIND": (DAV, "propfind"),
+    "PROPPATCH": (DAV, "propertyupdate"),
+    "MKCOL": (DAV, "mkcol"),
+    "MKCALENDAR": (CALDAV, "mkcalendar"),
+    "REPORT": None,
+}
+
+
+def check_xml(method: str, text: str, max_depth: int) -> None:
+    """RefusalError unless ``text`` is well-formed XML without DTD, within ``max_depth``."""
+    expected = XML_METHODS[method]
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    depth = 0
+    seen_root = False
+
+    def start(name: str, _attributes: Any) -> None:  # noqa: ANN401 - expat's attributes
+        nonlocal depth, seen_root
+        depth += 1
+        if max_depth and depth > max_depth:
+            raise RefusalError(400, f"XML body nested deeper than {max_depth} elements")
+        if not seen_root:
+            seen_root = True
+            namespace, _, local = name.rpartition(" ")
+            if expected is not None and (namespace, local) != expected:
+                want = f"{{{expected[0]}}}{expected[1]}"
+                raise RefusalError(400, f"{method} body must be a {want} element, not {name!r}")
+
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def doctype(*_args: Any) -> None:  # noqa: ANN401 - expat's arguments
+        raise RefusalError(400, "XML body with a DOCTYPE (DTDs and entities are refused)")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    try:
+        parser.Parse(text, True)
+    except expat.ExpatError as exc:
+        raise RefusalError(400, f"malformed XML body: {expat.ErrorString(exc.code)}") from exc
