@@ -213,7 +213,7 @@ class CardField(Base):
     name: Mapped[str] = mapped_column(String(64))
     # NULL for a property without values (and the marker row).
     value_folded: Mapped[str | None] = mapped_column(Text)
-    # TEL only: the ASCII digits of the value.
+    # vCard TEL: the ASCII digits of the value; calendar rows: the component's position.
     value_digits: Mapped[str | None] = mapped_column(Text)
 
 
