@@ -30,6 +30,7 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
 from dav_cms.storage import calindex
 from tests import factories
+from tests.test_search_index import _get, prop_filter, text_match
 from tests.wsgi import Client
 
 C = "urn:ietf:params:xml:ns:caldav"
@@ -115,11 +116,6 @@ def storage(migrated_db_url: str) -> Any:
     return radicale_storage.load(factories.radicale_configuration(migrated_db_url))
 
 
-def _get(storage: Any, path: str) -> Any:
-    with storage.acquire_lock("r"):
-        return next(iter(storage.discover(path)), None)
-
-
 def _calendar(storage: Any, texts: list[str] | None = None) -> Any:
     """A calendar made by create_collection with items (the import path)."""
     items = [_item(text) for text in (ITEMS if texts is None else texts)]
@@ -129,22 +125,6 @@ def _calendar(storage: Any, texts: list[str] | None = None) -> Any:
 
 
 # -- filters -------------------------------------------------------------------------
-
-
-def text_match(text: str, match_type: str | None, negate: bool, collation: str | None) -> str:
-    attrs = ""
-    if match_type is not None:
-        attrs += f' match-type="{match_type}"'
-    if negate:
-        attrs += ' negate-condition="yes"'
-    if collation is not None:
-        attrs += f' collation="{collation}"'
-    return f"<C:text-match{attrs}>{text}</C:text-match>"
-
-
-def prop_filter(name: str, *children: str, test: str | None = None) -> str:
-    attr = f' test="{test}"' if test else ""
-    return f'<C:prop-filter name="{name}"{attr}>{"".join(children)}</C:prop-filter>'
 
 
 def comp_filter(name: str, *children: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
-from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 from dav_cms.web import WSGIApp, make_application
 from tests import factories
 from tests.dav import CALENDAR_QUERY, MKCOL_ADDRESSBOOK, SYNC_COLLECTION
+from tests.wsgi import make_environ
 
 KNOWN_PATH = "/alice/contacts/known.vcf"
 KNOWN = factories.vcard("fuzz-known", name="Known Person")
@@ -167,20 +166,9 @@ def call(
     app: WSGIApp, method: str, path: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int, bytes]:
     """One request through the WSGI application, as Radicale's own server would make it."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "5232",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
+    environ = {
+        **make_environ(method, path, body, MALLORY),
         "HTTP_HOST": "localhost:5232",
-        "HTTP_AUTHORIZATION": MALLORY,
         **headers,
     }
     if environ.get("HTTP_TRANSFER_ENCODING") == "chunked":

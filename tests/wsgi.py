@@ -10,6 +10,24 @@ from typing import Any
 from radicale.app import Application
 
 
+def make_environ(method: str, path: str, data: bytes, authorization: str) -> dict[str, Any]:
+    """The WSGI environ of one request as Radicale's own server makes it."""
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "5232",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.input": io.BytesIO(data),
+        "CONTENT_LENGTH": str(len(data)),
+        "HTTP_AUTHORIZATION": authorization,
+    }
+
+
 class Client:
     """Calls the WSGI application directly, as a server would."""
 
@@ -20,21 +38,7 @@ class Client:
     def __call__(
         self, method: str, path: str, body: str = "", **headers: str
     ) -> tuple[int, dict[str, str], str]:
-        data = body.encode()
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "SCRIPT_NAME": "",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "5232",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.input": io.BytesIO(data),
-            "CONTENT_LENGTH": str(len(data)),
-            "HTTP_AUTHORIZATION": self.auth,
-        }
+        environ = make_environ(method, path, body.encode(), self.auth)
         for name, value in headers.items():
             key = name.upper().replace("-", "_")
             environ[key if key == "CONTENT_TYPE" else "HTTP_" + key] = value
