@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from dav_cms.db import migrate
 from dav_cms.db.session import dispose_engines
+from tests.pgcluster import ThrowawayPostgres, find_bindir
 from tests.servers import ServerProcess, start_server
 
 PG_ENV = "DAV_CMS_TEST_PG_URL"
@@ -99,3 +100,20 @@ def server(migrated_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayPostgres]:
+    """A running PostgreSQL server of the test's own, for tests that stop or break it."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but no PostgreSQL binaries (initdb, pg_ctl) are installed")
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) installed")
+    pg = ThrowawayPostgres(bindir)
+    try:
+        pg.start()
+        yield pg
+    finally:
+        dispose_engines()
+        pg.cleanup()

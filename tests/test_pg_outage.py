@@ -13,7 +13,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from dav_cms.db import migrate
 from dav_cms.db.session import dispose_engines
 from tests import factories
 from tests.dav import Dav, etag_of
-from tests.pgcluster import ThrowawayPostgres, find_bindir
+from tests.pgcluster import ThrowawayPostgres
 from tests.servers import ServerProcess, dav_cms_command, start_server
 
 pytestmark = pytest.mark.postgresql
@@ -39,23 +38,6 @@ PHASE_DEADLINE = 60.0
 ACKS_PER_PHASE = 6
 ACKED = (200, 201, 204)
 RESOURCETYPE = '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>'
-
-
-@pytest.fixture
-def cluster() -> Iterator[ThrowawayPostgres]:
-    """A running PostgreSQL server of this test's own."""
-    bindir = find_bindir()
-    if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but no PostgreSQL binaries (initdb, pg_ctl) are installed")
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) installed")
-    pg = ThrowawayPostgres(bindir)
-    try:
-        pg.start()
-        yield pg
-    finally:
-        dispose_engines()
-        pg.cleanup()
 
 
 @dataclass

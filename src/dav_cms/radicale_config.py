@@ -10,7 +10,7 @@ from radicale import config as radicale_config
 
 from dav_cms.config import resolve_database_url
 from dav_cms.errors import ConfigurationError
-from dav_cms.web import limits_base
+from dav_cms.web import listing_options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5232
@@ -68,8 +68,8 @@ def build(
     ``$DAV_CMS_DATABASE_URL`` (for the URL), then dav_cms's defaults.
     """
     file_values = read_ini(config_file) if config_file else {}
-    # Radicale's schema plus dav_cms's [server] options (limits_base.SERVER_OPTIONS).
-    configuration = radicale_config.Configuration(limits_base.schema())
+    # Radicale's schema plus dav_cms's [server] options (limits and listings).
+    configuration = radicale_config.Configuration(listing_options.schema())
     try:
         configuration.update(DEFAULTS, "dav-cms defaults")
         layered = {section: dict(options) for section, options in file_values.items()}

@@ -138,6 +138,14 @@ def _placeholder_rows() -> ColumnElement[bool]:
     )
 
 
+def is_placeholder(row: Any) -> bool:  # noqa: ANN401 - a Share or a row of its columns
+    """Whether :func:`_placeholder_rows` holds for ``row`` (the same rule, in Python)."""
+    user = row.user or ""
+    return USER_PLACEHOLDER in (row.path_or_token or "") and (
+        user.startswith(GROUP_PREFIX) or user.startswith(REALM_PREFIX)
+    )
+
+
 def select_rows(
     session: Session,
     path_or_token: str | None = None,

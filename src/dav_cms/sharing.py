@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from radicale import config as radicale_config
+from radicale import pathutils as radicale_pathutils
 from radicale import sharing as radicale_sharing
 from radicale.sharing import common
 from sqlalchemy import bindparam, func, or_, select
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms import audit, shares
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
+from dav_cms.db import inlist
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import Share
 from dav_cms.db.session import get_engine
@@ -56,6 +58,15 @@ _CANDIDATES = (
             Share.path_or_token == bindparam("path_or_token"),
             shares._placeholder_rows(),  # the same rule as select_rows
         ),
+    )
+    .order_by(Share.id)
+)
+# The same for up to four paths at once (request scopes, see _remembered_candidates).
+_CANDIDATES_OF_PATHS = (
+    select(*Share.__table__.columns)
+    .where(
+        Share.share_type == bindparam("share_type"),
+        or_(inlist.condition(Share.path_or_token, 4), shares._placeholder_rows()),
     )
     .order_by(Share.id)
 )
@@ -197,12 +208,52 @@ class Sharing(radicale_sharing.BaseSharing):
         (the path, its parent, the path with "/"): one prepared statement each,
         outside any transaction (see :meth:`Transactions.lookup`).
         """
-        with self.transactions.lookup() as connection:
-            rows = connection.execute(
-                _CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
-            )
-            # A row has the attributes of a Share by the same names.
-            return [shares.to_record(cast("Share", row)) for row in rows]
+        memo = self.transactions.memo()
+        if memo is None:
+            with self.transactions.lookup() as connection:
+                rows = list(
+                    connection.execute(
+                        _CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
+                    )
+                )
+        else:
+            rows = self._remembered_candidates(memo, share_type, path_or_token)
+        # A row has the attributes of a Share by the same names.
+        return [shares.to_record(cast("Share", row)) for row in rows]
+
+    def _remembered_candidates(
+        self, memo: dict[Any, Any], share_type: str, path_or_token: str
+    ) -> list[Any]:
+        """:meth:`_candidates`' rows in a request scope: the three paths in one statement.
+
+        Asked for a path, fetch the rows of the path, its parent and the path
+        with "/" (what Radicale's resolver asks next) together and remember them
+        for the request.
+        """
+        key = ("share-candidates", share_type, path_or_token)
+        if key not in memo:
+            paths = [path_or_token]
+            if path_or_token.startswith("/"):
+                paths.append(radicale_pathutils.parent_path(path_or_token))
+            if not path_or_token.endswith("/"):
+                paths.append(path_or_token + "/")
+            paths = [
+                path
+                for path in dict.fromkeys(paths)
+                if ("share-candidates", share_type, path) not in memo
+            ]
+            with self.transactions.lookup() as connection:
+                rows = list(
+                    connection.execute(
+                        _CANDIDATES_OF_PATHS,
+                        {"share_type": share_type, **inlist.parameters(paths, 4)},
+                    )
+                )
+            for path in paths:
+                memo["share-candidates", share_type, path] = [
+                    row for row in rows if row.path_or_token == path or shares.is_placeholder(row)
+                ]
+        return list(memo[key])
 
     def database_get_sharing(
         self,

@@ -236,6 +236,42 @@ class CardSearch(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+class Occurrence(Base):
+    """One interval Radicale's calendar time-range filter tests for a calendar item.
+
+    See :mod:`dav_cms.storage.occurrences`: rows of the item's components of its
+    type (``component``: VEVENT, VTODO or VJOURNAL), exact up to the item's
+    :class:`OccurrenceHorizon`. The primary key serves a per-item range probe,
+    the (collection_id, item_id, start_ts) index a scan of one collection's rows.
+    """
+
+    __tablename__ = "occurrences"
+    __table_args__ = (Index(None, "collection_id", "item_id", "start_ts"),)
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    start_ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    end_ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(IdType)
+    component: Mapped[str] = mapped_column(String(16))
+
+
+class OccurrenceHorizon(Base):
+    """Marks a calendar item whose :class:`Occurrence` rows are exact up to ``horizon``."""
+
+    __tablename__ = "occurrence_horizons"
+    __table_args__ = (Index(None, "collection_id", "horizon"),)
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection_id: Mapped[int] = mapped_column(IdType)
+    component: Mapped[str] = mapped_column(String(16))
+    # Epoch seconds: a time-range whose end is at most this is answered exactly.
+    horizon: Mapped[int] = mapped_column(BigInteger)
+
+
 class LoginFailure(Base):
     """Failed logins of one login name or one client address (login throttling)."""
 

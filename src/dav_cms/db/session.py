@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from dav_cms.db import availability
+from dav_cms.db import availability, liveness
 from dav_cms.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -90,15 +90,17 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        # pre-ping: pooled connections that died with a server restart are
-        # replaced at checkout; a connect timeout makes requests fail fast
-        # (503, see dav_cms.web.outage) while the server cannot be reached.
+        # Pooled connections that died with a server restart are replaced at
+        # checkout (dav_cms.db.liveness); a connect timeout makes requests fail
+        # fast (503, see dav_cms.web.outage) while the server cannot be reached.
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+        kwargs.update(pool_size=10, max_overflow=20, connect_args=connect_args)
     else:
         kwargs.update(connect_args={"check_same_thread": False, "timeout": 30})
     engine = create_engine(url, **kwargs)
     availability.watch(engine)
+    if engine.dialect.name == "postgresql":
+        liveness.watch(engine)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

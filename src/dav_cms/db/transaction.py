@@ -5,16 +5,23 @@ sometimes nested (sharing looks up collections inside a request). The outermost
 call opens the transaction; nested calls join it. Any storage operation that
 fails marks the unit of work so that it is rolled back even when Radicale turns
 the error into a response inside the ``with`` block.
+
+A reading request (GET, PROPFIND, REPORT...) runs inside :func:`request_scope`:
+its separate look-ups (the principal, up to three share look-ups, the target)
+then share one read transaction on one pooled connection instead of a
+transaction or a checkout each. A write inside such a request (Radicale creates
+a missing principal) ends that read transaction first and runs as usual.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -30,6 +37,50 @@ class UnitOfWork:
     mode: str
     depth: int = 1
     failed: bool = False
+    # Opened by a request scope: stays open between Radicale's acquire_lock
+    # calls and ends with the scope (see request_scope).
+    scoped: bool = False
+    # Results of look-ups the request repeats, valid for this transaction's
+    # snapshot only (scoped read transactions; see Transactions.memo).
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Scope:
+    """The read transactions a request scope opened, to end with it."""
+
+    # The request's path, so that look-ups can fetch what it will need at once.
+    path: str = ""
+    opened: list[tuple[Transactions, UnitOfWork]] = field(default_factory=list)
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+    "dav_cms_request_scope", default=None
+)
+
+
+@contextmanager
+def request_scope(path: str = "") -> Iterator[None]:
+    """Let every read of the request on this thread share one transaction per engine.
+
+    For requests that read only (or, rarely, write through a nested
+    ``acquire_lock("w")``, which ends the shared read first). The transactions
+    it opened are committed, or rolled back when marked failed, when it ends.
+    """
+    scope = _Scope(path)
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+        for transactions, uow in scope.opened:
+            transactions._end_scoped(uow)
+
+
+def scope_path() -> str:
+    """The path of the request whose scope is open (``""`` outside one)."""
+    scope = _scope.get()
+    return scope.path if scope is not None else ""
 
 
 class Transactions:
@@ -87,15 +138,10 @@ class Transactions:
         if mode not in ("r", "w"):
             msg = f"invalid lock mode: {mode!r}"
             raise ValueError(msg)
-        current = self.current
+        current = self._joinable(mode)
         if current is not None:
-            if mode == "w" and current.mode == "r":
-                logger.debug("write requested inside a read transaction; joining it")
-            current.depth += 1
-            try:
+            with self._joined(current, mode):
                 yield current
-            finally:
-                current.depth -= 1
             return
         uow = UnitOfWork(self._begin(mode), mode)
         self._local.uow = uow
@@ -112,10 +158,75 @@ class Transactions:
             self._local.uow = None
             uow.session.close()
 
+    def _joinable(self, mode: str) -> UnitOfWork | None:
+        """The open unit of work a new ``mode`` one joins (None: open a new one)."""
+        current = self.current
+        if current is not None and current.scoped and current.depth == 0 and mode == "w":
+            # A write in a reading request: end the shared read, write as usual.
+            self._end_scoped(current)
+            current = None
+        if current is None and mode == "r":
+            current = self._scoped()
+        return current
+
+    @contextmanager
+    def _joined(self, current: UnitOfWork, mode: str) -> Iterator[None]:
+        if mode == "w" and current.mode == "r":
+            logger.debug("write requested inside a read transaction; joining it")
+        current.depth += 1
+        try:
+            yield
+        except BaseException:
+            if current.scoped:  # nobody else ends it: roll back now
+                current.failed = True
+                self._end_scoped(current)
+            raise
+        finally:
+            current.depth -= 1
+
+    def memo(self) -> dict[Any, Any] | None:
+        """A memo for look-up results inside a request scope's read transaction, else None.
+
+        Everything the scope reads sees one snapshot, so a memo cannot go stale
+        within it; a write in the request ends the transaction and its memo.
+        """
+        uow = self.current
+        return uow.memo if uow is not None and uow.scoped else None
+
+    def _scoped(self) -> UnitOfWork | None:
+        """The request scope's read transaction on this engine, opened now if needed."""
+        current = self.current
+        if current is not None:
+            return current if current.scoped else None
+        scope = _scope.get()
+        if scope is None:
+            return None
+        uow = UnitOfWork(self._begin("r"), "r", depth=0, scoped=True)
+        self._local.uow = uow
+        scope.opened.append((self, uow))
+        return uow
+
+    def _end_scoped(self, uow: UnitOfWork) -> None:
+        """Commit (or roll back) a scope's read transaction and forget it."""
+        if getattr(self._local, "uow", None) is uow:
+            self._local.uow = None
+        if uow.depth < 0:  # already ended
+            return
+        uow.depth = -1
+        try:
+            if uow.failed:
+                uow.session.rollback()
+            else:
+                uow.session.commit()
+        except Exception:  # it only read: nothing is lost; the connection is dropped
+            logger.warning("ending a read transaction failed", exc_info=True)
+        finally:
+            uow.session.close()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """The current request's session, or a short read transaction of its own."""
-        current = self.current
+        current = self.current or self._scoped()
         if current is not None:
             yield current.session
             return
@@ -129,16 +240,16 @@ class Transactions:
             session.close()
 
     @contextmanager
-    def lookup(self) -> Iterator[Connection | Session]:
+    def lookup(self) -> Iterator[Connection]:
         """Where one read statement runs: the request's session, else an autocommit connection.
 
         A single statement sees one consistent snapshot by itself, so outside a
         request it needs no transaction (no Session, BEGIN or COMMIT): lookups
         Radicale makes before it opens the request's (sharing) cost one statement.
         """
-        current = self.current
+        current = self.current or self._scoped()
         if current is not None:
-            yield current.session
+            yield current.session.connection()
             return
         with self.engine.connect() as connection:
             if self.dialect == "sqlite":

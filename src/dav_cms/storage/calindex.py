@@ -10,7 +10,8 @@ components of that type (in ``value_digits``), one marker row per component and
 one per item, so those rules are expressed exactly in SQL. Anything else
 (``i;octet`` or an unknown collation, param-filter, other properties or
 components, VALARM, a time-range that Radicale would read oddly) is left to
-Radicale's own filter.
+Radicale's own filter. A component's time-range is answered from the item's
+occurrence rows (:mod:`dav_cms.storage.occurrences`) when they are exact for it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, aliased
 
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.storage import occurrences
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 PROPERTIES = ("SUMMARY", "DESCRIPTION", "LOCATION")
@@ -106,13 +108,15 @@ class Query:
     """A calendar-query in SQL.
 
     ``prefilter`` holds for every match (indexed or not); ``condition`` is the
-    whole filter for indexed items; an item in ``windows`` (time-ranges) is an
-    exact match only when :meth:`exact` says so.
+    whole filter for indexed items whose occurrences are ``known`` for every
+    time-range, and holds for the others whenever the text part does; those are
+    exact matches only when :meth:`exact` says so about ``windows`` (time-ranges).
     """
 
     prefilter: ColumnElement[bool]
     condition: ColumnElement[bool]
     windows: tuple[tuple[int, int], ...]
+    known: ColumnElement[bool]
 
     def exact(self, time_range: tuple[int, int]) -> bool:
         """Whether an indexed item in the SQL answer surely matches the time-ranges too."""
@@ -138,7 +142,8 @@ def filter_query(filters: Sequence[ET.Element], collection_id: int) -> Query | N
     overlaps = [
         and_(ItemRow.start_ts < end, ItemRow.end_ts > start) for start, end in builder.windows
     ]
-    return Query(and_(true(), *overlaps), condition, tuple(builder.windows))
+    known = and_(true(), *builder.known)
+    return Query(and_(true(), *overlaps), condition, tuple(builder.windows), known)
 
 
 class _Builder:
@@ -147,6 +152,7 @@ class _Builder:
     def __init__(self, collection_id: int) -> None:
         self.collection_id = collection_id
         self.windows: list[tuple[int, int]] = []
+        self.known: list[ColumnElement[bool]] = []
 
     def filter(self, filter_: ET.Element) -> ColumnElement[bool]:
         if not _is(filter_, "C:filter") or len(filter_) > 1:
@@ -178,7 +184,11 @@ class _Builder:
         for position, child in enumerate(filter_):
             if _is(child, "C:time-range") and position == 0:
                 # Radicale reads the comp-filter's first child as its time-range.
-                self.windows.append(_window(child))
+                start, end = _window(child)
+                self.windows.append((start, end))
+                known, match = occurrences.window(self.collection_id, tag, start, end)
+                self.known.append(known)
+                parts.append(~known | match)
             elif _is(child, "C:prop-filter"):
                 parts.append(self.prop(tag, child))
             else:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, overload
 from radicale import item as radicale_item
 from radicale import storage as radicale_storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, true, update
 
 from dav_cms import audit
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import calindex, cardindex, recurrence, sync
+from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
@@ -205,7 +205,9 @@ class Collection(radicale_storage.BaseCollection):
             query = calindex.filter_query(filters, self._state.id)
             if query is not None:
                 indexed = calindex.indexed(self._state.id)
-                yield from self._search(query.condition, indexed, query.prefilter, query.exact)
+                yield from self._search(
+                    query.condition, indexed, query.prefilter, query.exact, query.known
+                )
                 return
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
         stmt = select_items(self._state.id, self._storage.max_resource_size)
@@ -223,16 +225,20 @@ class Collection(radicale_storage.BaseCollection):
         indexed: Any,  # noqa: ANN401
         prefilter: Any = None,  # noqa: ANN401
         exact: Callable[[tuple[int, int]], bool] | None = None,
+        known: Any = None,  # noqa: ANN401
     ) -> Iterator[tuple[radicale_item.Item, bool]]:
         """Items matching ``condition``, and unindexed ones for Radicale to filter.
 
         ``prefilter`` holds for every match; an indexed item is an exact match
-        unless ``exact`` says otherwise about its time range.
+        when ``known`` holds for it (its occurrences answer the time-ranges), or
+        else unless ``exact`` says otherwise about its time range.
         """
         assert self._state.id is not None
         stmt = (
             select_items(self._state.id, self._storage.max_resource_size)
-            .add_columns(indexed.label("indexed"))
+            .add_columns(
+                indexed.label("indexed"), (true() if known is None else known).label("known")
+            )
             .where(condition | ~indexed)
             .order_by(ItemRow.id)
         )
@@ -240,7 +246,9 @@ class Collection(radicale_storage.BaseCollection):
             stmt = stmt.where(prefilter)
         for row in self._rows(stmt):
             item = to_item(self, row)
-            matched = bool(row.indexed) and (exact is None or exact(item.time_range))
+            matched = bool(row.indexed) and (
+                bool(row.known) or exact is None or exact(item.time_range)
+            )
             yield item, matched
 
     def has_uid(self, uid: str) -> bool:
@@ -290,6 +298,15 @@ class Collection(radicale_storage.BaseCollection):
         elif values.name == "VCALENDAR":
             calindex.index_item(
                 session, item_id, collection_id, item.vobject_item, replace=old_row is not None
+            )
+            occurrences.index_item(
+                session,
+                item_id,
+                collection_id,
+                item.vobject_item,
+                component=values.component_name,
+                now=now,
+                replace=old_row is not None,
             )
         sync.record_change(session, collection_id, href, revision, deleted=False)
         action = "item.change" if old_row is not None else "item.create"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,10 +18,12 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dav_cms import audit
+from dav_cms.db import inlist
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.db.transaction import scope_path
 from dav_cms.db.upsert import insert_ignore
-from dav_cms.storage import calindex, cardindex, recurrence, sync
+from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
 from dav_cms.storage.items import (
     ITEM_COLUMNS,
@@ -52,13 +55,25 @@ def _ancestors(path: str) -> list[str]:
 
 
 # Prepared once: the statements of every request (and their compiled forms) are reused.
-_LOAD = select(*COLLECTION_COLUMNS).where(
-    CollectionRow.path.in_(bindparam("paths", expanding=True))
-)
-_LOAD_FOR_UPDATE = _LOAD.with_for_update()
+@functools.cache
+def _load_statement(size: int, *, for_update: bool) -> Any:  # noqa: ANN401
+    """The collections whose path is one of ``size`` parameters (see dav_cms.db.inlist)."""
+    stmt = select(*COLLECTION_COLUMNS).where(inlist.condition(CollectionRow.path, size))
+    return stmt.with_for_update() if for_update else stmt
+
+
 _ITEM = select(*ITEM_COLUMNS).where(
     ItemRow.collection_id == bindparam("collection_id"), ItemRow.href == bindparam("href")
 )
+
+
+def _along(request_path: str) -> list[str]:
+    """The collection paths along a request path: ``/a/b/c.vcf`` -> a, a/b, a/b/c.vcf."""
+    try:
+        parts = pathutils.strip_path(pathutils.sanitize_path(request_path)).split("/")
+    except ValueError:
+        return []
+    return ["/".join(parts[: index + 1]) for index in range(len(parts)) if parts[index]]
 
 
 def _no_context(_path: str, _href: str | None) -> ContextManager[None]:
@@ -83,10 +98,42 @@ class CollectionLayout:
         return self._load(session, [path]).get(path)
 
     def _load(self, session: Session, paths: list[str]) -> dict[str, CollectionState]:
-        """The collections at ``paths`` (one prepared query; rows locked in a write request)."""
-        stmt = _LOAD_FOR_UPDATE if self._storage.transactions.writing else _LOAD
-        rows = session.execute(stmt, {"paths": paths})
-        found = {row.path: CollectionState.of(row) for row in rows}
+        """The collections at ``paths`` (one prepared query; rows locked in a write request).
+
+        In a reading request's scope the answers are remembered for the request,
+        and the first look-up also fetches every collection along the request's
+        path (the principal, the collection, the item's parent): a GET then
+        reads collections once instead of once per ``discover``.
+        """
+        memo = self._storage.transactions.memo()
+        if memo is None:
+            writing = self._storage.transactions.writing
+            return self._with_root(paths, self._fetch(session, paths, for_update=writing))
+        missing = [path for path in paths if ("collection", path) not in memo]
+        if missing:
+            if "collection-prefetched" not in memo:
+                memo["collection-prefetched"] = True
+                missing = sorted({*missing, *_along(scope_path())})
+            fetched = self._fetch(session, missing, for_update=False)
+            for path in missing:
+                memo["collection", path] = fetched.get(path)
+        found = {path: memo["collection", path] for path in paths}
+        return self._with_root(paths, {p: state for p, state in found.items() if state})
+
+    @staticmethod
+    def _fetch(
+        session: Session, paths: list[str], *, for_update: bool
+    ) -> dict[str, CollectionState]:
+        if not paths:
+            return {}
+        stmt = _load_statement(inlist.size_for(len(paths)), for_update=for_update)
+        rows = session.connection().execute(stmt, inlist.parameters(paths))
+        return {row.path: CollectionState.of(row) for row in rows}
+
+    @staticmethod
+    def _with_root(
+        paths: list[str], found: dict[str, CollectionState]
+    ) -> dict[str, CollectionState]:
         if "" in paths and "" not in found:
             found[""] = CollectionState(None, {}, "0" * 32, 0, 0, 0)
         return found
@@ -140,7 +187,7 @@ class CollectionLayout:
         state = loaded.get(parent) if loaded is not None else self.load(session, parent)
         if state is None or state.id is None:
             return
-        row = session.execute(_ITEM, {"collection_id": state.id, "href": href}).first()
+        row = session.connection().execute(_ITEM, {"collection_id": state.id, "href": href}).first()
         if row is not None and fits_size(row, self._storage.max_resource_size, path):
             yield to_item(Collection(self._storage, parent, state), row)
 
@@ -258,6 +305,7 @@ class CollectionLayout:
         now = self._storage.now()
         revision = 1
         fields: dict[str, list[dict[str, Any]]] = {}
+        spans: dict[str, occurrences.Occurrences | None] = {}
         for item in items:
             values = ItemValues.of(item)
             recurrence.check_density(item.vobject_item, self._storage.max_rrule_occurrence)
@@ -267,6 +315,7 @@ class CollectionLayout:
                 fields[href] = cardindex.field_rows(item.vobject_item)
             elif values.name == "VCALENDAR":
                 fields[href] = calindex.field_rows(item.vobject_item)
+                spans[href] = occurrences.walk(item.vobject_item, values.component_name, now)
             batch.append(
                 {
                     "collection_id": collection_id,
@@ -277,10 +326,12 @@ class CollectionLayout:
                 }
             )
             if len(batch) >= INSERT_BATCH:
-                self._insert_batch(session, collection_id, batch, fields, collection.tag)
+                self._insert_batch(
+                    session, collection_id, batch, fields, collection.tag, spans=spans
+                )
                 batch = []
         if batch:
-            self._insert_batch(session, collection_id, batch, fields, collection.tag)
+            self._insert_batch(session, collection_id, batch, fields, collection.tag, spans=spans)
         if used:
             session.execute(
                 update(CollectionRow)
@@ -297,8 +348,13 @@ class CollectionLayout:
         batch: list[dict[str, Any]],
         fields: dict[str, list[dict[str, Any]]],
         tag: str = "VADDRESSBOOK",
+        *,
+        spans: dict[str, occurrences.Occurrences | None] | None = None,
     ) -> None:
-        """Insert items, then their index rows (``fields`` by href; calendar rows if ``tag``)."""
+        """Insert items, then their index rows (``fields`` by href; calendar rows if ``tag``).
+
+        ``spans``: the occurrences of calendar items, by href.
+        """
         if not fields:
             session.execute(insert(ItemRow), batch)
             return
@@ -309,6 +365,12 @@ class CollectionLayout:
             collection_id,
             ((row.id, fields.pop(row.href)) for row in ids if row.href in fields),
         )
+        if spans:
+            occurrences.add(
+                session,
+                collection_id,
+                ((row.id, spans.pop(row.href)) for row in ids if row.href in spans),
+            )
 
     # -- moves and deletion -----------------------------------------------------
 
@@ -346,6 +408,7 @@ class CollectionLayout:
             .values(collection_id=target_id, href=to_href, revision=revision, modified=now)
         )
         cardindex.move_fields(session, row_id, target_id)
+        occurrences.move(session, row_id, target_id)
         sync.record_change(session, target_id, to_href, revision, deleted=False)
         to_collection._after_write(revision, now)
         detail = {"to": to_collection.target(to_href)}

@@ -3,7 +3,10 @@
 Outermost first: :mod:`~dav_cms.web.context` (who and from where, for the audit
 log and login throttling), :mod:`~dav_cms.web.outage` (database unreachable ->
 503), :mod:`~dav_cms.web.limits` (hostile or broken requests refused before
-Radicale parses them). Each layer is a plain WSGI middleware in its own module.
+Radicale parses them), :mod:`~dav_cms.web.listing` (PROPFIND Depth 1 and
+initial sync-collection listings streamed; ``[server] stream_listings``),
+:mod:`~dav_cms.web.reads` (the look-ups of a reading request share one
+transaction). Each layer is a plain WSGI middleware in its own module.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from radicale.app import Application
 
-from dav_cms.web import context, limits, outage
+from dav_cms.web import context, limits, listing, outage, reads
 from dav_cms.web.types import WSGIApp
 
 __all__ = ["WSGIApp", "make_application"]
@@ -21,6 +24,8 @@ __all__ = ["WSGIApp", "make_application"]
 def make_application(configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
     """Radicale's application for ``configuration`` with every dav_cms layer around it."""
     app: WSGIApp = Application(configuration)
+    app = reads.wrap(app, configuration)
+    app = listing.wrap(app, configuration)
     app = limits.wrap(app, configuration)
     app = outage.wrap(app, configuration)
     return context.wrap(app, configuration)

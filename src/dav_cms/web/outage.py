@@ -9,16 +9,24 @@ this layer then throws away whatever Radicale answered and sends
 ``503 Service Unavailable`` with ``Retry-After`` and a short text, logs one
 line instead of Radicale's error report, and the database transaction has
 already been rolled back (nothing half-written). Once the database answers
-again, the engines reconnect by themselves (pool pre-ping).
+again, the engines reconnect by themselves (:mod:`dav_cms.db.liveness`).
+
+A streamed answer (:mod:`dav_cms.web.listing`) passes through as it is written.
+The status line is sent by then, so a database error while streaming cannot
+become a 503: the layer logs one line, the body is closed (which ends the
+listing's transaction and gives back its connection) and the error goes on to
+the server, which drops the client's connection mid-body. Errors before the
+first byte still get 503.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dav_cms.db import availability
+from dav_cms.web.capture import Capture
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger(__name__)
@@ -55,20 +63,10 @@ def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
 
     def outage_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         availability.begin_request()
-        captured: list[tuple[str, list[tuple[str, str]], Any]] = []
-        written: list[bytes] = []
-
-        def capture(
-            status: str,
-            headers: list[tuple[str, str]],
-            exc_info: Any = None,  # noqa: ANN401
-        ) -> Any:  # noqa: ANN401
-            captured[:] = [(status, headers, exc_info)]
-            return written.append
-
+        capture = Capture()
         try:
             body = app(environ, capture)
-            if not captured:  # an application that starts the response lazily
+            if not capture.started:  # an application that starts the response lazily
                 body = list(body)
         except Exception as exc:
             if availability.unreachable_reason() is None and not availability.is_unreachable(exc):
@@ -78,15 +76,16 @@ def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
         try:
             reason = availability.unreachable_reason()
             if reason is None:
-                if not captured:
+                if not capture.started:
                     msg = "the application returned without calling start_response"
                     raise RuntimeError(msg)
-                status, headers, exc_info = captured[0]
-                if exc_info is None:
-                    start_response(status, headers)
+                if capture.exc_info is None:
+                    start_response(capture.status, capture.headers)
                 else:
-                    start_response(status, headers, exc_info)
-                return [*written, *body] if written else body
+                    start_response(capture.status, capture.headers, capture.exc_info)
+                if capture.written:
+                    return [*capture.written, *body]
+                return body if isinstance(body, list) else _Streamed(body, environ)
             _close(body)
             return _unavailable(environ, start_response, reason)
         finally:
@@ -119,3 +118,30 @@ def _close(body: Iterable[bytes]) -> None:
     close = getattr(body, "close", None)
     if callable(close):
         close()
+
+
+class _Streamed:
+    """A streamed body: database errors while it is written are logged, the body closed."""
+
+    def __init__(self, body: Iterable[bytes], environ: Environ) -> None:
+        self._body = body
+        self._environ = environ
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except Exception as exc:
+            if availability.is_unreachable(exc):
+                availability.note_unreachable(exc)  # hides the server's error report
+                logger.warning(
+                    "database unreachable while streaming the answer to %s %s; "
+                    "the answer is cut off (%s)",
+                    self._environ.get("REQUEST_METHOD", ""),
+                    self._environ.get("PATH_INFO", ""),
+                    availability.unreachable_reason(),
+                )
+            self.close()
+            raise
+
+    def close(self) -> None:
+        _close(self._body)

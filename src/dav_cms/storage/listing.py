@@ -1,0 +1,149 @@
+"""One read snapshot of a collection for a streamed listing (PROPFIND Depth 1, initial sync).
+
+Everything a listing shows (the collection's etag, last modification and sync
+token, its items' hrefs, etags, sizes and times) is read in one read
+transaction, so it all belongs to the same moment; the items come in batches
+of rows without their texts, so a listing of any size takes little memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dav_cms.db.models import Collection as CollectionRow
+from dav_cms.db.models import Item as ItemRow
+from dav_cms.db.models import Share
+from dav_cms.storage import sync
+from dav_cms.storage.collection import COLLECTION_COLUMNS, CollectionState
+from dav_cms.storage.collection import Collection as StoredCollection
+
+if TYPE_CHECKING:
+    from dav_cms.storage import Storage
+
+__all__ = ["BATCH", "ListedCollection", "Snapshot", "snapshot"]
+
+# Rows fetched per round trip (and rendered per chunk of the answer).
+BATCH = 500
+
+# What a listing reads of an item: never its text.
+ROW_COLUMNS = (
+    ItemRow.href,
+    ItemRow.etag,
+    ItemRow.name,
+    ItemRow.component_name,
+    ItemRow.modified,
+    ItemRow.size,
+)
+
+
+@dataclass(frozen=True)
+class ListedCollection:
+    """The collection as the snapshot sees it."""
+
+    id: int
+    path: str
+    tag: str
+    etag: str
+    last_modified: str
+    sync_token: str
+
+
+class Snapshot:
+    """Reads of one listing, all in the same read transaction."""
+
+    def __init__(self, storage: Storage, session: Session) -> None:
+        self._storage = storage
+        self.session = session
+
+    def collection(self, path: str) -> ListedCollection | None:
+        """The stored collection at exactly ``path`` (sanitised, no slashes around), if any."""
+        row = self.session.execute(
+            select(*COLLECTION_COLUMNS).where(CollectionRow.path == path)
+        ).first()
+        if row is None:
+            return None
+        state = CollectionState.of(row)
+        stored = StoredCollection(self._storage, path, state)
+        return ListedCollection(
+            id=row.id,
+            path=path,
+            tag=str(json.loads(row.props).get("tag", "")),
+            etag=stored.etag,
+            last_modified=stored.last_modified,
+            sync_token=sync.make_token(row.instance, row.revision),
+        )
+
+    def version(self, path: str) -> tuple[Any, ...] | None:
+        """What Radicale's view of the collection at ``path`` depends on (None: no such row)."""
+        row = self.session.execute(
+            select(
+                CollectionRow.instance,
+                CollectionRow.revision,
+                CollectionRow.props,
+                CollectionRow.modified,
+            ).where(CollectionRow.path == path)
+        ).first()
+        return None if row is None else tuple(row)
+
+    def has_children(self, path: str) -> bool:
+        """Whether any collection is stored below ``path``."""
+        stmt = select(CollectionRow.id).where(CollectionRow.parent_path == path).limit(1)
+        return self.session.execute(stmt).first() is not None
+
+    def has_below(self, folder: str) -> bool:
+        """Whether any collection is stored anywhere below ``folder``."""
+        stmt = (
+            select(CollectionRow.id)
+            .where(CollectionRow.path.startswith(folder + "/", autoescape=True))
+            .limit(1)
+        )
+        return self.session.execute(stmt).first() is not None
+
+    def is_share_path(self, path: str) -> bool:
+        """Whether a share's path starts with ``/path`` (sharing maps or lists those paths)."""
+        stmt = (
+            select(Share.id)
+            .where(Share.path_or_token.startswith(f"/{path}", autoescape=True))
+            .limit(1)
+        )
+        return self.session.execute(stmt).first() is not None
+
+    def rows(self, collection_id: int, max_size: int | None = None) -> Iterator[Sequence[Any]]:
+        """The collection's items (of at most ``max_size`` bytes) by id, in batches of rows."""
+        stmt = select(*ROW_COLUMNS).where(ItemRow.collection_id == collection_id)
+        if max_size is not None:
+            stmt = stmt.where(ItemRow.size <= max_size)
+        stmt = stmt.order_by(ItemRow.id).execution_options(yield_per=BATCH)
+        result = self.session.connection().execute(stmt)
+        try:
+            yield from result.partitions()
+        finally:
+            result.close()
+
+
+@contextmanager
+def snapshot(storage: Storage) -> Iterator[Snapshot]:
+    """A read transaction of its own, closed on exit.
+
+    Never the thread's unit of work or a request scope's transaction: the
+    listing outlives the WSGI call that started it (its body is written
+    later), and nothing else running on the thread may join or end it.
+    """
+    engine = storage.transactions.engine
+    session = Session(engine, expire_on_commit=False, autoflush=False)
+    try:
+        if engine.dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        else:
+            session.connection(execution_options={"dav_cms_begin": "BEGIN"})
+        yield Snapshot(storage, session)
+        session.rollback()  # it only read
+    finally:
+        session.close()

@@ -1,0 +1,94 @@
+"""Which requests the listing layer answers itself (see :mod:`dav_cms.web.listing`).
+
+Only two shapes, and only with properties dav_cms knows for every item
+without reading its text:
+
+* ``PROPFIND`` with ``Depth: 1`` and a body ``<propfind><prop>...</prop></propfind>``;
+* ``REPORT`` ``<sync-collection>`` without a sync token (the initial sync),
+  ``sync-level`` 1 or absent, no ``<limit>``, one ``<prop>``.
+
+Anything else (allprop, propname, other properties or namespaces, other
+depths, no body, unparsable bodies) is left to Radicale.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+DAV = "{DAV:}"
+GETETAG = DAV + "getetag"
+GETCONTENTTYPE = DAV + "getcontenttype"
+RESOURCETYPE = DAV + "resourcetype"
+GETLASTMODIFIED = DAV + "getlastmodified"
+GETCONTENTLENGTH = DAV + "getcontentlength"
+
+# Props known per item from its row; getcontentlength only while the answer's
+# encoding is UTF-8 (the stored size is the UTF-8 length of the text).
+ROW_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE, GETLASTMODIFIED})
+SIZE_PROPS = frozenset({GETCONTENTLENGTH})
+
+PROPFIND = "propfind"
+SYNC = "sync"
+
+# The body of the Depth-0 PROPFIND that authenticates a sync-collection request.
+PROBE_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
+)
+
+
+@dataclass(frozen=True)
+class ListingRequest:
+    """A request the layer may stream: its kind and the properties asked for, in order."""
+
+    kind: str
+    props: tuple[str, ...]
+
+
+def parse(method: str, depth: str | None, text: str, *, with_size: bool) -> ListingRequest | None:
+    """The listing request of a body ``text``, or None when Radicale must answer it."""
+    if method == "PROPFIND" and depth == "1":
+        kind = PROPFIND
+    elif method == "REPORT":
+        kind = SYNC
+    else:
+        return None
+    if not text.strip():
+        return None
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - the limits layer refused DTDs and deep nesting
+    except ET.ParseError:
+        return None
+    prop = _propfind_prop(root) if kind == PROPFIND else _sync_prop(root)
+    if prop is None or len(prop) == 0:
+        return None
+    allowed = ROW_PROPS | SIZE_PROPS if with_size else ROW_PROPS
+    props = tuple(child.tag for child in prop)
+    if not all(tag in allowed for tag in props):
+        return None
+    return ListingRequest(kind, props)
+
+
+def _propfind_prop(root: ET.Element) -> ET.Element | None:
+    if root.tag != DAV + "propfind" or len(root) != 1 or root[0].tag != DAV + "prop":
+        return None
+    return root[0]
+
+
+def _sync_prop(root: ET.Element) -> ET.Element | None:
+    if root.tag != DAV + "sync-collection":
+        return None
+    prop: ET.Element | None = None
+    for child in root:
+        if child.tag == DAV + "sync-token":
+            if (child.text or "").strip() or len(child):
+                return None  # incremental: Radicale answers it quickly itself
+        elif child.tag == DAV + "sync-level":
+            if (child.text or "").strip() != "1":
+                return None
+        elif child.tag == DAV + "prop" and prop is None:
+            prop = child
+        else:
+            return None  # <limit>, a second <prop>, anything unknown
+    return prop

@@ -1,0 +1,33 @@
+"""WSGI layer: the look-ups of a reading request share one database transaction.
+
+Before it answers a GET, PROPFIND or REPORT, Radicale looks up the principal
+(one ``acquire_lock``), asks the sharing database up to three times, then opens
+another ``acquire_lock`` for the request itself. Each of those would be a
+transaction of its own and a connection checkout (on PostgreSQL with a ping).
+Inside :func:`dav_cms.db.transaction.request_scope` they share one read
+transaction on one connection, which ends when Radicale has answered
+(Radicale builds its whole answer before returning it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from dav_cms.db.transaction import request_scope
+from dav_cms.web.types import Environ, StartResponse, WSGIApp
+
+# Methods that only read (a missing principal is still created: see request_scope).
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+
+
+def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401 - layer signature
+    """``app`` running reading requests in one request scope."""
+
+    def reads_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if str(environ.get("REQUEST_METHOD", "")).upper() not in READING_METHODS:
+            return app(environ, start_response)
+        with request_scope(str(environ.get("PATH_INFO", ""))):
+            return app(environ, start_response)
+
+    return reads_app
