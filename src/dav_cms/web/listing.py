@@ -148,8 +148,10 @@ class Listing:
         if not self.utf8 or self.script_name or not self.access.usable:
             return None
         method = str(environ.get("REQUEST_METHOD", "")).upper()
+        if method not in ("PROPFIND", "REPORT"):
+            return None
         data = _body(environ)
-        if data is None or method not in ("PROPFIND", "REPORT"):
+        if data is None:
             return None
         try:
             text = httputils.decode_request(self.configuration, environ, data)
