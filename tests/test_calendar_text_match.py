@@ -30,7 +30,8 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
 from dav_cms.storage import calindex
 from tests import factories
-from tests.test_search_index import _get, prop_filter, text_match
+from tests.test_search_index import _get, _stored_items, prop_filter, text_match
+from tests.test_search_index import _via_index as via_index
 from tests.wsgi import Client
 
 C = "urn:ietf:params:xml:ns:caldav"
@@ -278,21 +279,7 @@ def _reference(items: list[Any], filters: list[ET.Element]) -> list[str]:
 
 
 def _via_index(collection: Any, filters: list[ET.Element]) -> tuple[list[str], set[bool]]:
-    hrefs, flags = [], set()
-    # As Radicale's REPORT: everything listed first, then filtered.
-    for item, matched in list(collection.get_filtered(filters)):
-        flags.add(matched)
-        if matched or all(radicale_test_filter("VCALENDAR", item, f) for f in filters):
-            hrefs.append(item.href)
-    return hrefs, flags
-
-
-def _stored_items(collection: Any) -> list[Any]:
-    """Every stored item, parsed from its stored text (what Radicale's filter sees)."""
-    items = list(collection.get_all())
-    for item in items:
-        assert item.vobject_item is not None
-    return items
+    return via_index(collection, filters, "VCALENDAR")
 
 
 def _label(filters: list[ET.Element]) -> list[str]:

@@ -250,11 +250,15 @@ def _reference(items: list[Any], filters: list[ET.Element]) -> list[str]:
     ]
 
 
-def _via_index(collection: Any, filters: list[ET.Element]) -> tuple[list[str], set[bool]]:
+def _via_index(
+    collection: Any, filters: list[ET.Element], tag: str = "VADDRESSBOOK"
+) -> tuple[list[str], set[bool]]:
+    """The hrefs a REPORT would answer, and the ``matched`` flags get_filtered gave."""
     hrefs, flags = [], set()
-    for item, matched in collection.get_filtered(filters):
+    # As Radicale's REPORT: everything listed first, then filtered.
+    for item, matched in list(collection.get_filtered(filters)):
         flags.add(matched)
-        if matched or all(radicale_test_filter("VADDRESSBOOK", item, f) for f in filters):
+        if matched or all(radicale_test_filter(tag, item, f) for f in filters):
             hrefs.append(item.href)
     return hrefs, flags
 

@@ -23,7 +23,7 @@ from dav_cms.errors import NotFoundError
 from dav_cms.search import rank
 from dav_cms.search.access import readable_addressbooks
 from dav_cms.search.match import Query, matching_items
-from dav_cms.storage.cardindex import is_indexed
+from dav_cms.storage.cardindex import indexed_values
 
 DEFAULT_LIMIT = 20
 
@@ -105,15 +105,7 @@ def _values(text: str) -> list[tuple[str, str]]:
         card = vobject.readOne(text)
     except Exception:  # stored cards parse; if not, the index's values are shown
         return []
-    result: list[tuple[str, str]] = []
-    for key, children in card.contents.items():
-        name = key.upper()
-        if not is_indexed(name):
-            continue
-        for child in children:
-            values = child.value if type(child.value) is list else [child.value]
-            result.extend((name, v if isinstance(v, str) else str(v)) for v in values)
-    return result
+    return [(name, text) for name, texts in indexed_values(card) for text in texts]
 
 
 def _hit(card: rank.Score, collection: str, href: str, text: str) -> Hit:

@@ -14,6 +14,7 @@ unquoted: words hold only letters and digits, and each one is quoted besides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Collection as Sized
 from dataclasses import dataclass
 
@@ -58,14 +59,19 @@ class Query:
         return not self.words and self.phone is None
 
 
+def _expression(query: Query, term: Callable[[str], str], both: str, either: str) -> str:
+    """All words (joined by ``both``), or else the phone digits (joined by ``either``)."""
+    terms = [term(word) for word in query.words]
+    expression = f" {both} ".join(terms)
+    if query.phone is not None:
+        phone = term(query.phone)
+        expression = f"({expression}) {either} {phone}" if terms else phone
+    return expression
+
+
 def fts5_query(query: Query) -> str:
     """The FTS5 MATCH expression: quoted prefix terms (``"`` doubled inside quotes)."""
-    terms = [_fts5_term(word) for word in query.words]
-    expression = " AND ".join(terms)
-    if query.phone is not None:
-        phone = _fts5_term(query.phone)
-        expression = f"({expression}) OR {phone}" if terms else phone
-    return expression
+    return _expression(query, _fts5_term, "AND", "OR")
 
 
 def _fts5_term(word: str) -> str:
@@ -74,12 +80,7 @@ def _fts5_term(word: str) -> str:
 
 def tsquery(query: Query) -> str:
     """The ``to_tsquery`` text: quoted lexemes with ``:*`` (prefix), ``&`` and ``|``."""
-    terms = [_ts_term(word) for word in query.words]
-    expression = " & ".join(terms)
-    if query.phone is not None:
-        phone = _ts_term(query.phone)
-        expression = f"({expression}) | {phone}" if terms else phone
-    return expression
+    return _expression(query, _ts_term, "&", "|")
 
 
 def _ts_term(word: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from radicale import xmlutils
@@ -42,21 +42,26 @@ def is_indexed(name: str) -> bool:
     return _NAME.fullmatch(name) is not None and (name in INDEXED or name.startswith("X-"))
 
 
-def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
-    """The index rows of a parsed vCard: the marker, then one per value (as text-match sees it)."""
-    rows: list[dict[str, Any]] = [{"name": MARKER, "value_folded": None, "value_digits": None}]
+def indexed_values(vobject_item: Any) -> Iterator[tuple[str, list[str]]]:  # noqa: ANN401
+    """(property, its values as text-match sees them) per indexed property line of a vCard."""
     for key, children in vobject_item.contents.items():
         name = key.upper()
         if not is_indexed(name):
             continue
         for child in children:
             values = child.value if type(child.value) is list else [child.value]
-            if not values:
-                rows.append({"name": name, "value_folded": None, "value_digits": None})
-            for value in values:
-                text = value if isinstance(value, str) else str(value)
-                digits = _NOT_DIGITS.sub("", text) if name == "TEL" else None
-                rows.append({"name": name, "value_folded": text.lower(), "value_digits": digits})
+            yield name, [value if isinstance(value, str) else str(value) for value in values]
+
+
+def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
+    """The index rows of a parsed vCard: the marker, then one per value (as text-match sees it)."""
+    rows: list[dict[str, Any]] = [{"name": MARKER, "value_folded": None, "value_digits": None}]
+    for name, texts in indexed_values(vobject_item):
+        if not texts:
+            rows.append({"name": name, "value_folded": None, "value_digits": None})
+        for text in texts:
+            digits = _NOT_DIGITS.sub("", text) if name == "TEL" else None
+            rows.append({"name": name, "value_folded": text.lower(), "value_digits": digits})
     return rows
 
 

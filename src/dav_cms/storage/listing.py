@@ -8,7 +8,6 @@ of rows without their texts, so a listing of any size takes little memory.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,13 +20,11 @@ from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Share
 from dav_cms.storage import sync
-from dav_cms.storage.collection import COLLECTION_COLUMNS, CollectionState
-from dav_cms.storage.collection import Collection as StoredCollection
 
 if TYPE_CHECKING:
     from dav_cms.storage import Storage
 
-__all__ = ["BATCH", "ListedCollection", "Snapshot", "snapshot"]
+__all__ = ["BATCH", "ListedCollection", "Snapshot", "collection_version", "snapshot"]
 
 # Rows fetched per round trip (and rendered per chunk of the answer).
 BATCH = 500
@@ -43,54 +40,54 @@ ROW_COLUMNS = (
 )
 
 
+# What Radicale's view of a collection depends on (its "version").
+VERSION_COLUMNS = (
+    CollectionRow.instance,
+    CollectionRow.revision,
+    CollectionRow.props,
+    CollectionRow.modified,
+)
+
+
 @dataclass(frozen=True)
 class ListedCollection:
     """The collection as the snapshot sees it."""
 
     id: int
-    path: str
     tag: str
-    etag: str
-    last_modified: str
     sync_token: str
+    version: tuple[Any, ...]
+
+
+def collection_version(storage: Storage, path: str) -> tuple[Any, ...] | None:
+    """The version of the collection at ``path`` now (None: no such row); one statement."""
+    stmt = select(*VERSION_COLUMNS).where(CollectionRow.path == path)
+    with storage.transactions.lookup() as connection:
+        row = connection.execute(stmt).first()
+    return None if row is None else tuple(row)
 
 
 class Snapshot:
     """Reads of one listing, all in the same read transaction."""
 
-    def __init__(self, storage: Storage, session: Session) -> None:
-        self._storage = storage
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     def collection(self, path: str) -> ListedCollection | None:
         """The stored collection at exactly ``path`` (sanitised, no slashes around), if any."""
         row = self.session.execute(
-            select(*COLLECTION_COLUMNS).where(CollectionRow.path == path)
+            select(CollectionRow.id, CollectionRow.tag, *VERSION_COLUMNS).where(
+                CollectionRow.path == path
+            )
         ).first()
         if row is None:
             return None
-        state = CollectionState.of(row)
-        stored = StoredCollection(self._storage, path, state)
         return ListedCollection(
             id=row.id,
-            path=path,
-            tag=str(json.loads(row.props).get("tag", "")),
-            etag=stored.etag,
-            last_modified=stored.last_modified,
+            tag=row.tag or "",
             sync_token=sync.make_token(row.instance, row.revision),
+            version=(row.instance, row.revision, row.props, row.modified),
         )
-
-    def version(self, path: str) -> tuple[Any, ...] | None:
-        """What Radicale's view of the collection at ``path`` depends on (None: no such row)."""
-        row = self.session.execute(
-            select(
-                CollectionRow.instance,
-                CollectionRow.revision,
-                CollectionRow.props,
-                CollectionRow.modified,
-            ).where(CollectionRow.path == path)
-        ).first()
-        return None if row is None else tuple(row)
 
     def has_children(self, path: str) -> bool:
         """Whether any collection is stored below ``path``."""
@@ -143,7 +140,7 @@ def snapshot(storage: Storage) -> Iterator[Snapshot]:
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         else:
             session.connection(execution_options={"dav_cms_begin": "BEGIN"})
-        yield Snapshot(storage, session)
+        yield Snapshot(session)
         session.rollback()  # it only read
     finally:
         session.close()

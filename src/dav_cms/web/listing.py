@@ -42,7 +42,7 @@ from radicale.log import logger as request_logger
 
 from dav_cms.db import availability
 from dav_cms.storage import Storage
-from dav_cms.storage.listing import ListedCollection, Snapshot, snapshot
+from dav_cms.storage.listing import ListedCollection, Snapshot, collection_version, snapshot
 from dav_cms.web import listing_request as req
 from dav_cms.web import listing_xml
 from dav_cms.web.capture import Capture
@@ -117,8 +117,7 @@ class Listing:
         request, data = qualified
         # Radicale's probe reads before the listing's snapshot: both show the same
         # collection when its version is the same before the probe and in the snapshot.
-        with snapshot(self.storage) as snap:
-            version = snap.version(_sane_path(environ))
+        version = collection_version(self.storage, _sane_path(environ))
         probe = self._probe(environ, request, data)
         if probe.code != 207:
             if (
@@ -148,16 +147,20 @@ class Listing:
         if not self.utf8 or self.script_name or not self.access.usable:
             return None
         method = str(environ.get("REQUEST_METHOD", "")).upper()
-        if method not in ("PROPFIND", "REPORT"):
+        if method == "PROPFIND":
+            if environ.get("HTTP_DEPTH") != "1":
+                return None
+        elif method != "REPORT":
             return None
         data = _body(environ)
-        if data is None:
+        # Other REPORTs (multiget, queries, incremental syncs too) are not parsed here.
+        if data is None or (method == "REPORT" and b"sync-collection" not in data):
             return None
         try:
             text = httputils.decode_request(self.configuration, environ, data)
         except (LookupError, UnicodeDecodeError):
             return None
-        request = req.parse(method, environ.get("HTTP_DEPTH"), text, with_size=True)
+        request = req.parse(method, environ.get("HTTP_DEPTH"), text)
         return None if request is None else (request, data)
 
     # -- Radicale's part --------------------------------------------------------
@@ -212,9 +215,7 @@ class Listing:
         if unquote(href) != _base_prefix(environ) + pathutils.unstrip_path(path, True):
             return None
         snap = stack.enter_context(snapshot(self.storage))
-        if snap.version(path) != version:
-            return None  # changed while Radicale answered the probe
-        collection = self._collection(snap, path, user, request)
+        collection = self._collection(snap, path, user, request, version)
         if collection is None:
             return None
         writer = listing_xml.ResponseWriter(request.kind, request.props, href, self.encoding)
@@ -241,12 +242,19 @@ class Listing:
         return body
 
     def _collection(
-        self, snap: Snapshot, path: str, user: str, request: req.ListingRequest
+        self,
+        snap: Snapshot,
+        path: str,
+        user: str,
+        request: req.ListingRequest,
+        version: tuple[Any, ...],
     ) -> ListedCollection | None:
         """The collection to list, when nothing but its items would be in the answer."""
         collection = snap.collection(path)
         if collection is None or collection.tag not in LEAF_TAGS:
             return None
+        if collection.version != version:
+            return None  # changed while Radicale answered the probe
         if snap.has_children(path) or snap.is_share_path(path):
             return None
         if request.kind == req.PROPFIND and self.group_folder and snap.has_below(self.group_folder):

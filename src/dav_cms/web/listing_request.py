@@ -23,10 +23,9 @@ RESOURCETYPE = DAV + "resourcetype"
 GETLASTMODIFIED = DAV + "getlastmodified"
 GETCONTENTLENGTH = DAV + "getcontentlength"
 
-# Props known per item from its row; getcontentlength only while the answer's
-# encoding is UTF-8 (the stored size is the UTF-8 length of the text).
-ROW_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE, GETLASTMODIFIED})
-SIZE_PROPS = frozenset({GETCONTENTLENGTH})
+# Props known per item from its row (getcontentlength: the stored size is the
+# UTF-8 length of the text, and the layer only streams UTF-8 answers).
+ROW_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE, GETLASTMODIFIED, GETCONTENTLENGTH})
 
 PROPFIND = "propfind"
 SYNC = "sync"
@@ -46,7 +45,7 @@ class ListingRequest:
     props: tuple[str, ...]
 
 
-def parse(method: str, depth: str | None, text: str, *, with_size: bool) -> ListingRequest | None:
+def parse(method: str, depth: str | None, text: str) -> ListingRequest | None:
     """The listing request of a body ``text``, or None when Radicale must answer it."""
     if method == "PROPFIND" and depth == "1":
         kind = PROPFIND
@@ -63,9 +62,8 @@ def parse(method: str, depth: str | None, text: str, *, with_size: bool) -> List
     prop = _propfind_prop(root) if kind == PROPFIND else _sync_prop(root)
     if prop is None or len(prop) == 0:
         return None
-    allowed = ROW_PROPS | SIZE_PROPS if with_size else ROW_PROPS
     props = tuple(child.tag for child in prop)
-    if not all(tag in allowed for tag in props):
+    if not all(tag in ROW_PROPS for tag in props):
         return None
     return ListingRequest(kind, props)
 
