@@ -37,6 +37,8 @@ MKCOL = """<?xml version="1.0"?>
 class Counter:
     checkouts: int = 0
     statements: list[str] = field(default_factory=list)
+    # Per statement: whether it ran outside a transaction (autocommit).
+    autocommit: list[bool] = field(default_factory=list)
 
     def selects(self) -> list[str]:
         return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
@@ -77,6 +79,11 @@ def counter(app: App) -> Iterator[Counter]:
 
     def on_execute(*args: Any) -> None:
         counted.statements.append(str(args[2]))
+        dbapi = args[0].connection.dbapi_connection
+        if hasattr(dbapi, "in_transaction"):  # sqlite3: BEGIN is explicit, or absent
+            counted.autocommit.append(not dbapi.in_transaction)
+        else:  # psycopg
+            counted.autocommit.append(bool(dbapi.autocommit))
 
     event.listen(engine, "checkout", on_checkout)
     event.listen(engine, "before_cursor_execute", on_execute)
@@ -140,3 +147,41 @@ def test_writes_are_not_scoped(app: App, counter: Counter) -> None:
     status, body = app("PROPFIND", "/alice/book/", PROPFIND, Depth="1")
     assert status == 207
     assert "card-2.vcf" in body
+
+
+def test_a_write_looks_up_without_a_transaction_and_writes_in_one(
+    app: App, counter: Counter
+) -> None:
+    _book_with_card(app)
+    path = "/alice/book/card-1.vcf"
+    etag = _etag(app, path)
+    edited = factories.vcard(uid="card-1", name="Ada King")
+    # PUT: the collections along the path and the share candidates; DELETE
+    # also asks for shares of what it deletes (Radicale's own DELETE).
+    for method, headers, status, looked_up in (
+        ("PUT", {"CONTENT_TYPE": "text/vcard", "If-Match": etag}, 204, 2),
+        ("DELETE", {}, 200, 3),
+    ):
+        counter.checkouts = 0
+        counter.statements.clear()
+        counter.autocommit.clear()
+        assert app(method, path, edited if method == "PUT" else "", **headers)[0] == status
+        # The principal and share look-ups on one connection, then the write.
+        assert counter.checkouts == 2, counter.statements
+        first_write = next(n for n, auto in enumerate(counter.autocommit) if not auto)
+        lookups = [s for s in counter.statements[:first_write] if not s.startswith("BEGIN")]
+        assert len(lookups) == looked_up, lookups
+        assert all(s.lstrip().upper().startswith("SELECT") for s in lookups), lookups
+        assert not any(counter.autocommit[first_write:]), counter.statements[first_write:]
+        assert any(
+            s.lstrip().upper().startswith(("UPDATE", "DELETE")) for s in counter.statements
+        ), counter.statements
+    assert app("GET", path)[0] == 404
+
+
+def _etag(app: App, path: str) -> str:
+    status, body = app("PROPFIND", path, PROPFIND, Depth="0")
+    assert status == 207
+    found = re.search(r"<getetag>([^<]+)</getetag>", body)
+    assert found, body
+    return found.group(1).replace("&quot;", '"')

@@ -26,7 +26,12 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from dav_cms.db import statistics
+
 logger = logging.getLogger(__name__)
+
+# _begin's mode for a scope without a snapshot: statements in autocommit mode.
+LOOKUPS = "lookups"
 
 
 @dataclass
@@ -43,6 +48,8 @@ class UnitOfWork:
     # Results of look-ups the request repeats, valid for this transaction's
     # snapshot only (scoped read transactions; see Transactions.memo).
     memo: dict[Any, Any] = field(default_factory=dict)
+    # Statements in autocommit mode (a scope without snapshot): never written through.
+    autocommit: bool = False
 
 
 @dataclass
@@ -51,6 +58,9 @@ class _Scope:
 
     # The request's path, so that look-ups can fetch what it will need at once.
     path: str = ""
+    # False: the look-ups need no common snapshot (they come before a request's
+    # write, which opens its own transaction) and run without BEGIN or COMMIT.
+    snapshot: bool = True
     opened: list[tuple[Transactions, UnitOfWork]] = field(default_factory=list)
 
 
@@ -60,14 +70,17 @@ _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def request_scope(path: str = "") -> Iterator[None]:
+def request_scope(path: str = "", *, snapshot: bool = True) -> Iterator[None]:
     """Let every read of the request on this thread share one transaction per engine.
 
     For requests that read only (or, rarely, write through a nested
     ``acquire_lock("w")``, which ends the shared read first). The transactions
     it opened are committed, or rolled back when marked failed, when it ends.
+    Without ``snapshot`` the reads share one connection in autocommit mode
+    instead (no BEGIN, no COMMIT): for the look-ups a writing request makes
+    before its write transaction, which each stand alone.
     """
-    scope = _Scope(path)
+    scope = _Scope(path, snapshot)
     token = _scope.set(scope)
     try:
         yield
@@ -122,7 +135,9 @@ class Transactions:
 
     def _begin(self, mode: str) -> Session:
         session = Session(self.engine, expire_on_commit=False, autoflush=False)
-        if self.dialect == "sqlite":
+        if mode == LOOKUPS:
+            session.connection(execution_options=self._autocommit)
+        elif self.dialect == "sqlite":
             # "w": take the write lock up front so the request never fails
             # half-way when upgrading a read transaction; "r": a WAL snapshot.
             begin = "BEGIN IMMEDIATE" if mode == "w" else "BEGIN"
@@ -151,6 +166,7 @@ class Transactions:
                 uow.session.rollback()
             else:
                 uow.session.commit()
+                statistics.refresh_after(self.engine, uow.session)
         except BaseException:
             uow.session.rollback()
             raise
@@ -201,7 +217,8 @@ class Transactions:
         scope = _scope.get()
         if scope is None:
             return None
-        uow = UnitOfWork(self._begin("r"), "r", depth=0, scoped=True)
+        mode = "r" if scope.snapshot else LOOKUPS
+        uow = UnitOfWork(self._begin(mode), "r", depth=0, scoped=True, autocommit=mode == LOOKUPS)
         self._local.uow = uow
         scope.opened.append((self, uow))
         return uow
@@ -252,11 +269,15 @@ class Transactions:
             yield current.session.connection()
             return
         with self.engine.connect() as connection:
-            if self.dialect == "sqlite":
-                # pysqlite runs in autocommit mode here (isolation_level None): no BEGIN.
-                yield connection.execution_options(dav_cms_begin="")
-            else:
-                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection.execution_options(**self._autocommit)
+
+    @property
+    def _autocommit(self) -> dict[str, str]:
+        """Execution options of a connection whose statements each stand alone."""
+        if self.dialect == "sqlite":
+            # pysqlite runs in autocommit mode here (isolation_level None): no BEGIN.
+            return {"dav_cms_begin": ""}
+        return {"isolation_level": "AUTOCOMMIT"}
 
     def mark_failed(self) -> None:
         """Make the open unit of work roll back instead of committing."""

@@ -80,7 +80,7 @@ class Storage(radicale_storage.BaseStorage):
     def write_session(self) -> Session:
         """The session of the write request running on this thread."""
         uow = self.transactions.current
-        if uow is None:
+        if uow is None or uow.autocommit:
             msg = "storage written outside acquire_lock('w')"
             raise RuntimeError(msg)
         return uow.session

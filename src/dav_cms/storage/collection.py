@@ -17,6 +17,7 @@ from radicale.item import filter as radicale_filter
 from sqlalchemy import delete, func, select, true, update
 
 from dav_cms import audit
+from dav_cms.db import statistics
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
@@ -121,10 +122,11 @@ class Collection(radicale_storage.BaseCollection):
             if len(wanted) > MULTIGET_BATCH and self._is_most(session, len(wanted)):
                 yield from self._get_most(set(wanted), max_size)
                 return
+            connection = session.connection()  # Core rows: no ORM result machinery
             for start in range(0, len(wanted), MULTIGET_BATCH):
                 batch = wanted[start : start + MULTIGET_BATCH]
                 stmt = select_items(self._state.id).where(ItemRow.href.in_(batch))
-                found = {row.href: row for row in session.execute(stmt)}
+                found = {row.href: row for row in connection.execute(stmt)}
                 for href in batch:
                     row = found.get(href)
                     if row is None:
@@ -309,6 +311,7 @@ class Collection(radicale_storage.BaseCollection):
                 replace=old_row is not None,
             )
         sync.record_change(session, collection_id, href, revision, deleted=False)
+        statistics.count_items(session, 1)
         action = "item.change" if old_row is not None else "item.create"
         audit.record(session, action, self.target(href))
         self._after_write(revision, now)

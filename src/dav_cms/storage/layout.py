@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dav_cms import audit
-from dav_cms.db import inlist
+from dav_cms.db import inlist, statistics
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.transaction import scope_path
@@ -285,6 +285,7 @@ class CollectionLayout:
         if items is not None and clean.get("tag") in ("VCALENDAR", "VADDRESSBOOK"):
             suffix = ".ics" if clean["tag"] == "VCALENDAR" else ".vcf"
             hrefs = self._insert_all(session, collection, items, suffix)
+            statistics.count_items(session, len(hrefs))
         replaced = {href: old_items[href] for href in hrefs if href in old_items}
         new_hrefs = [href for href in hrefs if href not in old_items]
         detail = {"tag": clean.get("tag", ""), "items": len(hrefs), "replaced": old is not None}
