@@ -20,6 +20,7 @@ of Radicale's 401.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -121,11 +122,17 @@ class Auth(radicale_auth.BaseAuth):
     def _check(self, login: str, password: str, remote_addr: str) -> str:
         """Throttled, audited check; marks the request (user, or throttled) for the WSGI layer."""
         state = request_context.current()
+        credentials = (login, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
+        if state is not None and state.checked == credentials:
+            # Asked again in the same request (dav_cms.web.item_reads asked first):
+            # the same verdict, not checked, throttled or audited twice.
+            return state.user
         address = state.address if state is not None else remote_addr
         outcome = self._checker.check(login, password, address)
         if state is not None:
             state.user = outcome.user
             state.retry_after = outcome.retry_after
+            state.checked = credentials
         return outcome.user
 
     def _login_ext_with_groups(

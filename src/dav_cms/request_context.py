@@ -28,6 +28,9 @@ class RequestState:
     # Seconds until the login or address may try again; > 0 when the auth plugin
     # refused the request unchecked because of login throttling.
     retry_after: int = 0
+    # The credentials the auth plugin checked in this request (login, password
+    # digest): asked again for the same ones, it answers without a second check.
+    checked: tuple[str, bytes] | None = None
 
 
 _current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(

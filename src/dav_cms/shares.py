@@ -29,7 +29,7 @@ from typing import Any
 
 from radicale import pathutils
 from radicale import sharing as radicale_sharing
-from sqlalchemy import ColumnElement, and_, or_, select, text
+from sqlalchemy import ColumnElement, and_, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from dav_cms import audit
@@ -127,8 +127,22 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
-def _placeholder_rows() -> ColumnElement[bool]:
-    """Rows whose ``PathOrToken`` Radicale may rewrite for the asking user."""
+def _placeholder_rows(*, inline: bool = False) -> ColumnElement[bool]:
+    """Rows whose ``PathOrToken`` Radicale may rewrite for the asking user.
+
+    ``inline`` writes the patterns into the SQL instead of binding them (SQLite
+    prepares a statement again whenever a bound LIKE pattern may differ).
+    """
+    if inline:
+        for text in (USER_PLACEHOLDER, GROUP_PREFIX, REALM_PREFIX):
+            assert not set(text) & set("%_/'"), text  # nothing to escape or quote
+        return and_(
+            Share.path_or_token.contains(literal_column(f"'{USER_PLACEHOLDER}'")),
+            or_(
+                Share.user.startswith(literal_column(f"'{GROUP_PREFIX}'")),
+                Share.user.startswith(literal_column(f"'{REALM_PREFIX}'")),
+            ),
+        )
     return and_(
         Share.path_or_token.contains(USER_PLACEHOLDER, autoescape=True),
         or_(

@@ -3,7 +3,9 @@
 Outermost first: :mod:`~dav_cms.web.context` (who and from where, for the audit
 log and login throttling), :mod:`~dav_cms.web.outage` (database unreachable ->
 503), :mod:`~dav_cms.web.limits` (hostile or broken requests refused before
-Radicale parses them), :mod:`~dav_cms.web.listing` (PROPFIND Depth 1 and
+Radicale parses them), :mod:`~dav_cms.web.item_reads` (GET and HEAD of a user's
+own item answered from its row; ``[server] direct_item_reads``),
+:mod:`~dav_cms.web.listing` (PROPFIND Depth 1 and
 initial sync-collection listings streamed; ``[server] stream_listings``),
 :mod:`~dav_cms.web.reads` (the look-ups of a reading request share one
 transaction). Each layer is a plain WSGI middleware in its own module.
@@ -15,7 +17,7 @@ from typing import Any
 
 from radicale.app import Application
 
-from dav_cms.web import context, limits, listing, outage, reads
+from dav_cms.web import context, item_reads, limits, listing, outage, reads
 from dav_cms.web.types import WSGIApp
 
 __all__ = ["WSGIApp", "make_application"]
@@ -23,9 +25,10 @@ __all__ = ["WSGIApp", "make_application"]
 
 def make_application(configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
     """Radicale's application for ``configuration`` with every dav_cms layer around it."""
-    app: WSGIApp = Application(configuration)
-    app = reads.wrap(app, configuration)
+    radicale = Application(configuration)
+    app: WSGIApp = reads.wrap(radicale, configuration)
     app = listing.wrap(app, configuration)
+    app = item_reads.wrap(app, radicale, configuration)
     app = limits.wrap(app, configuration)
     app = outage.wrap(app, configuration)
     return context.wrap(app, configuration)

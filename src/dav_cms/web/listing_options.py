@@ -1,4 +1,7 @@
-"""The ``[server] stream_listings`` option of the listing layer (:mod:`dav_cms.web.listing`).
+"""dav_cms's own ``[server]`` options of its answering layers.
+
+``stream_listings`` (:mod:`dav_cms.web.listing`) and ``direct_item_reads``
+(:mod:`dav_cms.web.item_reads`).
 
 Added to Radicale's configuration schema next to the limits layer's options,
 so it lives in the ``[server]`` section of the configuration file.
@@ -16,6 +19,11 @@ SERVER_OPTIONS: dict[str, dict[str, Any]] = {
         "help": "answer PROPFIND Depth 1 and initial sync-collection listings streamed",
         "type": bool,
     },
+    "direct_item_reads": {
+        "value": "True",
+        "help": "answer GET and HEAD of a user's own item from its row, in one statement",
+        "type": bool,
+    },
 }
 
 
@@ -30,5 +38,13 @@ def stream_listings(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Co
     """Whether the listing layer is on (on when the schema lacks the option)."""
     try:
         return bool(configuration.get("server", "stream_listings"))
+    except KeyError:
+        return True
+
+
+def direct_item_reads(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Configuration
+    """Whether the item-read layer is on (on when the schema lacks the option)."""
+    try:
+        return bool(configuration.get("server", "direct_item_reads"))
     except KeyError:
         return True

@@ -1,0 +1,124 @@
+"""One statement that says everything a GET of an item needs: its row, and whether to trust it.
+
+Used by :mod:`dav_cms.web.item_reads`. Besides the item (text, etag, time,
+size, component), the row says whether the user's principal exists (Radicale
+creates a missing one first), whether a collection is stored at the item's
+own path (Radicale's ``discover`` would answer with it), and whether a share
+could map the path (a map share at one of the paths Radicale's resolver asks
+for, or one with a per-user placeholder): then the layer leaves the request to
+Radicale. The statement is compiled once per dialect and run on the driver's
+own connection in autocommit mode: one round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, exists, or_, select
+from sqlalchemy.orm import aliased
+
+from dav_cms.db.models import Collection as CollectionRow
+from dav_cms.db.models import Item as ItemRow
+from dav_cms.db.models import Share
+from dav_cms.shares import _placeholder_rows
+
+_PRINCIPAL = aliased(CollectionRow)
+_NESTED = aliased(CollectionRow)
+
+STATEMENT = (
+    select(
+        ItemRow.text,
+        ItemRow.etag,
+        ItemRow.modified,
+        ItemRow.size,
+        ItemRow.name,
+        exists().where(_PRINCIPAL.path == bindparam("principal")).label("principal"),
+        exists().where(_NESTED.path == bindparam("item_path")).label("nested"),
+        exists()
+        .where(
+            Share.share_type == "map",
+            or_(
+                Share.path_or_token.in_(
+                    [bindparam("share_item"), bindparam("share_parent"), bindparam("share_folder")]
+                ),
+                _placeholder_rows(inline=True),
+            ),
+        )
+        .label("shared"),
+    )
+    .join(CollectionRow, CollectionRow.id == ItemRow.collection_id)
+    .where(CollectionRow.path == bindparam("collection"), ItemRow.href == bindparam("href"))
+)
+
+
+@dataclass(frozen=True)
+class ItemRowFound:
+    """The item and what the layer must know about its path."""
+
+    text: str
+    etag: str
+    modified: int
+    size: int
+    name: str
+    principal: bool
+    nested: bool
+    shared: bool
+
+
+class ItemRowReader:
+    """Runs :data:`STATEMENT` for one engine with the driver's own cursor."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._postgresql = engine.dialect.name == "postgresql"
+        self._compiled = STATEMENT.compile(dialect=engine.dialect)
+        self._sql = str(self._compiled)
+        self._positions: tuple[str, ...] | None = (
+            tuple(self._compiled.positiontup or ()) if self._compiled.positional else None
+        )
+
+    def read(self, user: str, collection: str, href: str) -> ItemRowFound | None:
+        """The item ``href`` of ``user``'s collection ``collection`` (None when not stored)."""
+        values = {
+            "principal": user,
+            "item_path": f"{user}/{collection}/{href}",
+            # What Radicale's map resolver asks for an item path: the path, its
+            # parent, the path with "/".
+            "share_item": f"/{user}/{collection}/{href}",
+            "share_parent": f"/{user}/{collection}/",
+            "share_folder": f"/{user}/{collection}/{href}/",
+            "collection": f"{user}/{collection}",
+            "href": href,
+        }
+        params = self._parameters(values)
+        connection: Any = self.engine.raw_connection()
+        try:
+            driver = connection.driver_connection
+            if self._postgresql:
+                driver.autocommit = True  # one statement: no BEGIN, no COMMIT
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(self._sql, params)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                if self._postgresql:
+                    driver.autocommit = False
+        finally:
+            connection.close()
+        if row is None:
+            return None
+        text, etag, modified, size, name, principal, nested, shared = row
+        return ItemRowFound(
+            text, etag, modified, size, name, bool(principal), bool(nested), bool(shared)
+        )
+
+    def _parameters(self, values: dict[str, str]) -> Any:  # noqa: ANN401 - driver-specific
+        # With the values the compiler made parameters of (the placeholder rule's patterns).
+        params = self._compiled.construct_params(values)
+        if self._positions is not None:
+            return tuple(params[name] for name in self._positions)
+        return params
