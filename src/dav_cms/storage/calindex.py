@@ -23,12 +23,12 @@ from typing import Any
 
 from radicale import xmlutils
 from radicale.item import filter as radicale_filter
-from sqlalchemy import ColumnElement, and_, delete, false, insert, select, true
+from sqlalchemy import ColumnElement, and_, false, insert, select, true
 from sqlalchemy.orm import Session, aliased
 
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import occurrences
+from dav_cms.storage import cardindex, occurrences
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 PROPERTIES = ("SUMMARY", "DESCRIPTION", "LOCATION")
@@ -88,10 +88,13 @@ def index_item(
     *,
     replace: bool,
 ) -> None:
-    """(Re)index one stored calendar item."""
-    if replace:
-        session.execute(delete(CardField).where(CardField.item_id == item_id))
-    add_fields(session, collection_id, [(item_id, field_rows(vobject_item))])
+    """(Re)index one stored calendar item; a replacement writes only the rows that changed."""
+    rows = field_rows(vobject_item)
+    if not replace:
+        add_fields(session, collection_id, [(item_id, rows)])
+        return
+    stored, _ = cardindex.stored_rows(session, item_id, search=False)
+    cardindex.rewrite_fields(session, item_id, collection_id, stored, rows)
 
 
 def indexed(collection_id: int) -> ColumnElement[bool]:

@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from radicale import xmlutils
-from sqlalchemy import ColumnElement, and_, delete, false, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    and_,
+    delete,
+    false,
+    insert,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField
@@ -35,6 +48,10 @@ _NOT_DIGITS = re.compile(r"[^0-9]")
 _COLLATIONS = (None, "i;ascii-casemap", "i;unicode-casemap")
 _MATCH_TYPES = ("equals", "contains", "starts-with", "ends-with")
 INSERT_BATCH = 1000
+# What makes two index rows of an item the same: (name, value_folded, value_digits).
+Key = tuple[str, str | None, str | None]
+# A stored index row of an item: (id, collection_id, key).
+StoredRow = tuple[int, int, Key]
 
 
 def is_indexed(name: str) -> bool:
@@ -91,11 +108,80 @@ def index_item(
     *,
     replace: bool,
 ) -> None:
-    """(Re)index one stored vCard."""
-    if replace:
-        session.execute(delete(CardField).where(CardField.item_id == item_id))
-        searchindex.forget(session, item_id)
-    add_fields(session, collection_id, [(item_id, field_rows(vobject_item))])
+    """(Re)index one stored vCard; a replacement writes only the rows that changed."""
+    rows = field_rows(vobject_item)
+    if not replace:
+        add_fields(session, collection_id, [(item_id, rows)])
+        return
+    stored, search = stored_rows(session, item_id, search=True)
+    rewrite_fields(session, item_id, collection_id, stored, rows)
+    searchindex.rewrite_body(session, item_id, collection_id, search, rows)
+
+
+def stored_rows(
+    session: Session, item_id: int, *, search: bool
+) -> tuple[list[StoredRow], tuple[int, str] | None]:
+    """An item's ``card_fields`` rows and (with ``search``) its search row, in one statement.
+
+    The search row is (collection id, body), None when the item has none.
+    """
+    fields = select(
+        CardField.id,
+        CardField.collection_id,
+        CardField.name,
+        CardField.value_folded,
+        CardField.value_digits,
+    ).where(CardField.item_id == item_id)
+    statement: Executable = fields
+    if search:
+        statement = union_all(fields, searchindex.stored_row(item_id))
+    rows: list[StoredRow] = []
+    body: tuple[int, str] | None = None
+    for row_id, row_collection, name, folded, digits in session.execute(statement):
+        if row_id is None:  # the search row (card_fields ids are never NULL)
+            body = (row_collection, folded)
+        else:
+            rows.append((row_id, row_collection, (name, folded, digits)))
+    return rows, body
+
+
+def _key(row: Mapping[str, Any]) -> Key:
+    return (row["name"], row["value_folded"], row["value_digits"])
+
+
+def rewrite_fields(
+    session: Session,
+    item_id: int,
+    collection_id: int,
+    stored: Iterable[StoredRow],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Turn an item's ``stored`` rows into ``rows`` (compared as multisets).
+
+    Deletes the stored rows no longer wanted (one statement) and inserts the
+    missing ones (one executemany); writes nothing when nothing changed.
+    """
+    wanted = Counter(_key(row) for row in rows)
+    unwanted: list[int] = []
+    for row_id, row_collection, key in sorted(stored):
+        if row_collection == collection_id and wanted[key] > 0:
+            wanted[key] -= 1
+        else:
+            unwanted.append(row_id)
+    missing: list[dict[str, Any]] = []
+    for row in rows:
+        key = _key(row)
+        if wanted[key] > 0:
+            wanted[key] -= 1
+            missing.append({**row, "item_id": item_id, "collection_id": collection_id})
+    for start in range(0, len(unwanted), INSERT_BATCH):
+        session.execute(
+            delete(CardField)
+            .where(CardField.id.in_(unwanted[start : start + INSERT_BATCH]))
+            .execution_options(synchronize_session=False)
+        )
+    for start in range(0, len(missing), INSERT_BATCH):
+        session.execute(insert(CardField), missing[start : start + INSERT_BATCH])
 
 
 def move_fields(session: Session, item_id: int, collection_id: int) -> None:

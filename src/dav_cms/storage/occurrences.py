@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from radicale.item import filter as radicale_filter
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, null, select, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import Item as ItemRow
@@ -47,6 +47,10 @@ MAX_ROWS = 400
 # The horizon of an item whose walk ended by itself: every range is exact.
 UNBOUNDED = radicale_filter.TIMESTAMP_MAX
 INSERT_BATCH = 1000
+# An item's stored intervals: (start, end) -> (collection id, component).
+Stored = dict[tuple[int, int], tuple[int, str]]
+# An item's stored horizon row: (collection id, component, horizon).
+Mark = tuple[int, str, int]
 
 
 @dataclass(frozen=True)
@@ -154,16 +158,110 @@ def index_item(
     now: int,
     replace: bool,
 ) -> None:
-    """(Re)index the occurrences of one stored calendar item."""
-    if replace:
-        forget(session, item_id)
-    add(session, collection_id, [(item_id, walk(vobject_item, component, now))])
+    """(Re)index the occurrences of one stored calendar item.
+
+    A replacement reads the stored rows (one statement) and writes only the
+    intervals and the horizon that changed.
+    """
+    found = walk(vobject_item, component, now)
+    if not replace:
+        add(session, collection_id, [(item_id, found)])
+        return
+    stored, mark = _stored(session, item_id)
+    if found is None:
+        _remove(session, item_id, stored, mark)
+        return
+    _rewrite_intervals(session, item_id, collection_id, stored, found)
+    new_mark = (collection_id, found.component, found.horizon)
+    if mark is None:
+        session.execute(
+            insert(OccurrenceHorizon).values(
+                item_id=item_id,
+                collection_id=collection_id,
+                component=found.component,
+                horizon=found.horizon,
+            )
+        )
+    elif mark != new_mark:
+        session.execute(
+            update(OccurrenceHorizon)
+            .where(OccurrenceHorizon.item_id == item_id)
+            .values(collection_id=collection_id, component=found.component, horizon=found.horizon)
+            .execution_options(synchronize_session=False)
+        )
 
 
-def forget(session: Session, item_id: int) -> None:
-    """Remove an item's rows (its marker first: without it the rows are never used)."""
-    session.execute(delete(OccurrenceHorizon).where(OccurrenceHorizon.item_id == item_id))
-    session.execute(delete(Occurrence).where(Occurrence.item_id == item_id))
+def _stored(session: Session, item_id: int) -> tuple[Stored, Mark | None]:
+    """An item's intervals and horizon row, in one statement."""
+    intervals = select(
+        Occurrence.start_ts, Occurrence.end_ts, Occurrence.collection_id, Occurrence.component
+    ).where(Occurrence.item_id == item_id)
+    # The horizon row as (horizon, NULL, ...): an interval's end is never NULL.
+    horizon = select(
+        OccurrenceHorizon.horizon,
+        null(),
+        OccurrenceHorizon.collection_id,
+        OccurrenceHorizon.component,
+    ).where(OccurrenceHorizon.item_id == item_id)
+    stored: Stored = {}
+    mark: Mark | None = None
+    start: int
+    end: int | None
+    row_collection: int
+    row_component: str
+    for start, end, row_collection, row_component in session.execute(union_all(intervals, horizon)):
+        if end is None:
+            mark = (row_collection, row_component, start)
+        else:
+            stored[(start, end)] = (row_collection, row_component)
+    return stored, mark
+
+
+def _remove(session: Session, item_id: int, stored: Stored, mark: Mark | None) -> None:
+    """Drop what is stored of an item whose intervals cannot be exact (its marker first)."""
+    if mark is not None:
+        session.execute(delete(OccurrenceHorizon).where(OccurrenceHorizon.item_id == item_id))
+    if stored:
+        session.execute(delete(Occurrence).where(Occurrence.item_id == item_id))
+
+
+def _rewrite_intervals(
+    session: Session, item_id: int, collection_id: int, stored: Stored, found: Occurrences
+) -> None:
+    """Delete the stored intervals ``found`` lacks, insert those it adds."""
+    wanted = (collection_id, found.component)
+    stale = [key for key, value in stored.items() if value != wanted]
+    kept = {key for key, value in stored.items() if value == wanted}
+    stale.extend(key for key in kept.difference(found.intervals))
+    if stale and len(stale) == len(stored):
+        session.execute(delete(Occurrence).where(Occurrence.item_id == item_id))
+    else:
+        for start in range(0, len(stale), INSERT_BATCH):
+            session.execute(
+                delete(Occurrence)
+                .where(
+                    Occurrence.item_id == item_id,
+                    tuple_(Occurrence.start_ts, Occurrence.end_ts).in_(
+                        stale[start : start + INSERT_BATCH]
+                    ),
+                )
+                .execution_options(synchronize_session=False)
+            )
+    missing = [key for key in found.intervals if key not in kept]
+    for start in range(0, len(missing), INSERT_BATCH):
+        session.execute(
+            insert(Occurrence),
+            [
+                {
+                    "item_id": item_id,
+                    "collection_id": collection_id,
+                    "component": found.component,
+                    "start_ts": start_ts,
+                    "end_ts": end_ts,
+                }
+                for start_ts, end_ts in missing[start : start + INSERT_BATCH]
+            ],
+        )
 
 
 def move(session: Session, item_id: int, collection_id: int) -> None:

@@ -8,10 +8,10 @@ Deleting an item or a collection removes the row by the foreign-key cascade
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Select, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardSearch
@@ -34,9 +34,42 @@ def add_bodies(
         session.execute(insert(CardSearch), batch)
 
 
-def forget(session: Session, item_id: int) -> None:
-    """Drop the search row of an item about to be indexed again."""
-    session.execute(delete(CardSearch).where(CardSearch.item_id == item_id))
+def stored_row(item_id: int) -> Select[None, int, None, str, None]:
+    """The item's search row shaped as a ``card_fields`` read (id, collection_id, name,
+    value_folded, value_digits): (NULL, collection id, NULL, body, NULL).
+
+    :func:`dav_cms.storage.cardindex.stored_rows` reads it with the item's
+    index rows in one statement.
+    """
+    return select(null(), CardSearch.collection_id, null(), CardSearch.body, null()).where(
+        CardSearch.item_id == item_id
+    )
+
+
+def rewrite_body(
+    session: Session,
+    item_id: int,
+    collection_id: int,
+    stored: tuple[int, str] | None,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Make the item's search row the body of ``rows``; ``stored``: (collection id, body) or None.
+
+    Nothing is written when the stored row is already that; an item without a
+    row (stored before the search index) gets one.
+    """
+    text = body(rows)
+    if stored is None:
+        session.execute(
+            insert(CardSearch).values(item_id=item_id, collection_id=collection_id, body=text)
+        )
+    elif stored != (collection_id, text):
+        session.execute(
+            update(CardSearch)
+            .where(CardSearch.item_id == item_id)
+            .values(collection_id=collection_id, body=text)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def move_body(session: Session, item_id: int, collection_id: int) -> None:
