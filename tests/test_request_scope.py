@@ -60,13 +60,18 @@ class App:
         return int(status[0].split()[0]), answer.decode()
 
 
-@pytest.fixture
-def app(migrated_db_url: str, tmp_path: Path) -> App:
+def _app(url: str, tmp_path: Path, extra: str = "") -> App:
     """The application ``dav-cms serve`` runs (every layer, sharing on), anyone may log in."""
     ini = tmp_path / "dav-cms.ini"
-    ini.write_text("[auth]\ntype = none\n[rights]\ntype = owner_only\n")
-    configuration, url = radicale_config.build(str(ini), migrated_db_url)
-    return App(make_application(configuration), url)
+    ini.write_text("[auth]\ntype = none\n[rights]\ntype = owner_only\n" + extra)
+    configuration, database_url = radicale_config.build(str(ini), url)
+    return App(make_application(configuration), database_url)
+
+
+@pytest.fixture
+def app(migrated_db_url: str, tmp_path: Path) -> App:
+    """GETs through Radicale (the item-read layer off), everything else as served."""
+    return _app(migrated_db_url, tmp_path, "[server]\ndirect_item_reads = False\n")
 
 
 @pytest.fixture
@@ -110,6 +115,34 @@ def test_get_is_one_checkout_and_three_lookups(app: App, counter: Counter) -> No
         assert counter.checkouts == 1, counter.statements
         # The collections along the path, the share candidates, the item.
         assert len(counter.selects()) == 3, counter.selects()
+
+
+def test_a_direct_get_is_one_checkout_and_one_statement(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    # The item-read layer (dav_cms.web.item_reads) answers from one statement.
+    app = _app(migrated_db_url, tmp_path)
+    _book_with_card(app)
+    engine = get_engine(app.url)
+    counted = Counter()
+
+    def on_checkout(*_args: Any) -> None:
+        counted.checkouts += 1
+
+    def on_execute(*args: Any) -> None:
+        counted.statements.append(str(args[2]))
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        status, body = app("GET", "/alice/book/card-1.vcf")
+    finally:
+        event.remove(engine, "checkout", on_checkout)
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert status == 200
+    assert "UID:card-1" in body
+    assert counted.checkouts == 1
+    assert counted.statements == []  # run on the driver's cursor, past SQLAlchemy's events
 
 
 def test_propfind_of_a_collection_is_one_checkout(app: App, counter: Counter) -> None:
