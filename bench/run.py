@@ -39,6 +39,9 @@ NOTES = [
     "- Each server gets warm-up requests before every measured operation, except the "
     "*1st after restart* row, which restarts the server before each measured request.",
     "- dav_cms on PostgreSQL: the RSS is the dav_cms process only, not the PostgreSQL server.",
+    "- dav_cms on PostgreSQL: after loading and before the server starts, the database gets "
+    "one `VACUUM (ANALYZE)`, the pass autovacuum makes on its own within about a minute of a "
+    "bulk load; without it that pass competes with the first measured rows for the two cores.",
 ]
 
 
@@ -190,6 +193,8 @@ def bench_server(
             servers.storage_configuration(storage), dataset.cards[:size], dataset.events[:size]
         )
         run.load_seconds = time.monotonic() - loading
+        if backend == "postgresql":
+            servers.settle_postgresql(where)
         print(
             f"\n== {label}, {size} cards + {size} events (loaded in {run.load_seconds:.1f} s)",
             flush=True,

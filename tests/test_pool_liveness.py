@@ -59,13 +59,19 @@ def test_the_first_request_after_a_restart_is_answered(
     server = start_server(cluster.url, tmp_path)
     try:
         client = Dav(server.url, "alice", PASSWORD)
-        for _ in range(3):  # connections in the pool
+        assert client.mkaddressbook("/alice/book/").status_code == 201
+        assert client.put("/alice/book/a.vcf", factories.vcard(uid="a")).status_code == 201
+        for _ in range(3):  # connections in the pool, and held by the item-read layer
             assert client.request("PROPFIND", "/alice/", PROPFIND, Depth="0").status_code == 207
+            assert client.request("GET", "/alice/book/a.vcf").status_code == 200
         cluster.stop(mode)
         cluster.start()
         time.sleep(0.2)  # the closed sockets' end-of-file reaches the server
         answer = client.request("PROPFIND", "/alice/", PROPFIND, Depth="0")
         assert answer.status_code == 207, answer.text
+        got = client.request("GET", "/alice/book/a.vcf")
+        assert got.status_code == 200, got.text
+        assert "UID:a" in got.text
     finally:
         server.stop()
     assert "Traceback" not in server.log()

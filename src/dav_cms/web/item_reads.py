@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import time
 import zlib
@@ -59,6 +60,7 @@ PROXY_HEADERS = (
     "HTTP_X_FORWARDED_SERVER",
 )
 METHODS = frozenset({"GET", "HEAD"})
+PATH_CACHE = 4096
 
 
 def wrap(app: WSGIApp, radicale: Any, configuration: Any) -> WSGIApp:  # noqa: ANN401
@@ -116,6 +118,9 @@ class ItemReads:
         self.group_folder = pathutils.strip_path(pathutils.sanitize_path(folder)).split("/")[0]
         # Answered here since start (visible in the log at info level, counted by tests).
         self.answered = 0
+        # The same paths come back (a client fetches what changed): Radicale's path checks
+        # are pure functions of the path and the configuration.
+        self._item_path = functools.lru_cache(maxsize=PATH_CACHE)(self._item_path_of)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer a qualifying GET or HEAD from its row, or call the wrapped application."""
@@ -164,7 +169,10 @@ class ItemReads:
         """(user, collection, item) of a plain request for an item path, else None."""
         if not _plain(environ):
             return None
-        unsafe = str(environ.get("PATH_INFO", ""))
+        return self._item_path(str(environ.get("PATH_INFO", "")))
+
+    def _item_path_of(self, unsafe: str) -> tuple[str, str, str] | None:
+        """(user, collection, item) of a path Radicale takes as it is, else None (cached)."""
         if pathutils.sanitize_path(unsafe) != unsafe or unsafe.endswith("/"):
             return None
         parts = unsafe[1:].split("/")
