@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,3 +106,22 @@ def start_server(
     server.kill()
     msg = f"server did not answer within {STARTUP_TIMEOUT}s:\n{server.log()}"
     raise RuntimeError(msg)
+
+
+@contextmanager
+def server_pair(
+    database_url: str, workdir: Path, name: str, configs: tuple[str, str]
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers on one database, each with its own configuration file (``configs``)."""
+    started: list[ServerProcess] = []
+    try:
+        for number, text in enumerate(configs):
+            config = workdir / f"{name}-{number}.ini"
+            config.write_text(text, encoding="utf-8")
+            started.append(
+                start_server(database_url, workdir, extra_args=["--config", str(config)])
+            )
+        yield started[0], started[1]
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -22,7 +22,7 @@ from dav_cms import accounts
 from dav_cms.db.models import LoginFailure, Share
 from tests import factories
 from tests.dav import Dav
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, server_pair
 
 PASSWORD = "correct horse"
 CONFIG = "[server]\ndirect_item_reads = {on}\n{extra}\n"
@@ -47,24 +47,12 @@ class Reply:
     body: bytes
 
 
-def _start(url: str, tmp_path: Path, on: bool, extra: str) -> ServerProcess:
-    config = tmp_path / f"direct-{on}.ini"
-    config.write_text(CONFIG.format(on=on, extra=extra), encoding="utf-8")
-    return start_server(url, tmp_path, extra_args=["--config", str(config)])
-
-
 @contextmanager
 def servers(url: str, tmp_path: Path, extra: str = "") -> Iterator[Pair]:
     """A server with the layer and one without, on ``url``."""
-    direct = _start(url, tmp_path, on=True, extra=extra)
-    try:
-        radicale = _start(url, tmp_path, on=False, extra=extra)
-        try:
-            yield Pair(direct, radicale, url)
-        finally:
-            radicale.stop()
-    finally:
-        direct.stop()
+    configs = (CONFIG.format(on=True, extra=extra), CONFIG.format(on=False, extra=extra))
+    with server_pair(url, tmp_path, "direct", configs) as (direct, radicale):
+        yield Pair(direct, radicale, url)
 
 
 @pytest.fixture

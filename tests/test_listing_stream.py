@@ -23,7 +23,7 @@ import requests
 from dav_cms import accounts, groups
 from tests import factories
 from tests.dav import Dav, sync_token
-from tests.servers import ServerProcess, dav_cms_command, start_server
+from tests.servers import ServerProcess, dav_cms_command, server_pair
 
 PASSWORD = "correct horse"
 CONFIG = "[server]\nstream_listings = {on}\n{extra}\n[group]\ntype = dav_cms.group\n"
@@ -59,24 +59,12 @@ class Pair:
         return self.streaming.log().count(MARK)
 
 
-def _start(url: str, tmp_path: Path, on: bool, extra: str = "") -> ServerProcess:
-    config = tmp_path / f"stream-{on}.ini"
-    config.write_text(CONFIG.format(on=on, extra=extra), encoding="utf-8")
-    return start_server(url, tmp_path, extra_args=["--config", str(config)])
-
-
 @contextmanager
 def servers(url: str, tmp_path: Path, extra: str = "") -> Iterator[Pair]:
     """A server with the layer and one without, on ``url``."""
-    streaming = _start(url, tmp_path, on=True, extra=extra)
-    try:
-        radicale = _start(url, tmp_path, on=False, extra=extra)
-        try:
-            yield Pair(streaming, radicale, url)
-        finally:
-            radicale.stop()
-    finally:
-        streaming.stop()
+    configs = (CONFIG.format(on=True, extra=extra), CONFIG.format(on=False, extra=extra))
+    with server_pair(url, tmp_path, "stream", configs) as (streaming, radicale):
+        yield Pair(streaming, radicale, url)
 
 
 @pytest.fixture

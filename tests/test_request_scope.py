@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,10 @@ def app(migrated_db_url: str, tmp_path: Path) -> App:
     return _app(migrated_db_url, tmp_path, "[server]\ndirect_item_reads = False\n")
 
 
-@pytest.fixture
-def counter(app: App) -> Iterator[Counter]:
-    engine = get_engine(app.url)
+@contextmanager
+def counting(url: str) -> Iterator[Counter]:
+    """Checkouts and statements on the engine of ``url`` while the block runs."""
+    engine = get_engine(url)
     counted = Counter()
 
     def on_checkout(*_args: Any) -> None:
@@ -99,6 +101,12 @@ def counter(app: App) -> Iterator[Counter]:
         event.remove(engine, "before_cursor_execute", on_execute)
 
 
+@pytest.fixture
+def counter(app: App) -> Iterator[Counter]:
+    with counting(app.url) as counted:
+        yield counted
+
+
 def _book_with_card(app: App) -> None:
     assert app("PROPFIND", "/alice/", PROPFIND, Depth="0")[0] == 207  # creates the principal
     assert app("MKCOL", "/alice/book/", MKCOL)[0] == 201
@@ -117,28 +125,14 @@ def test_get_is_one_checkout_and_three_lookups(app: App, counter: Counter) -> No
         assert len(counter.selects()) == 3, counter.selects()
 
 
-def test_a_direct_get_is_one_checkout_and_one_statement(
+def test_a_direct_get_is_one_checkout_outside_sqlalchemy(
     migrated_db_url: str, tmp_path: Path
 ) -> None:
     # The item-read layer (dav_cms.web.item_reads) answers from one statement.
     app = _app(migrated_db_url, tmp_path)
     _book_with_card(app)
-    engine = get_engine(app.url)
-    counted = Counter()
-
-    def on_checkout(*_args: Any) -> None:
-        counted.checkouts += 1
-
-    def on_execute(*args: Any) -> None:
-        counted.statements.append(str(args[2]))
-
-    event.listen(engine, "checkout", on_checkout)
-    event.listen(engine, "before_cursor_execute", on_execute)
-    try:
+    with counting(app.url) as counted:
         status, body = app("GET", "/alice/book/card-1.vcf")
-    finally:
-        event.remove(engine, "checkout", on_checkout)
-        event.remove(engine, "before_cursor_execute", on_execute)
     assert status == 200
     assert "UID:card-1" in body
     assert counted.checkouts == 1

@@ -127,7 +127,17 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
-def _placeholder_rows(*, inline: bool = False) -> ColumnElement[bool]:
+def resolver_paths(path: str) -> list[str]:
+    """The paths Radicale's map resolver looks up for ``path``: it, its parent, it with "/"."""
+    paths = [path]
+    if path.startswith("/"):
+        paths.append(pathutils.parent_path(path))
+    if not path.endswith("/"):
+        paths.append(path + "/")
+    return list(dict.fromkeys(paths))
+
+
+def placeholder_rows(*, inline: bool = False) -> ColumnElement[bool]:
     """Rows whose ``PathOrToken`` Radicale may rewrite for the asking user.
 
     ``inline`` writes the patterns into the SQL instead of binding them (SQLite
@@ -153,7 +163,7 @@ def _placeholder_rows(*, inline: bool = False) -> ColumnElement[bool]:
 
 
 def is_placeholder(row: Any) -> bool:  # noqa: ANN401 - a Share or a row of its columns
-    """Whether :func:`_placeholder_rows` holds for ``row`` (the same rule, in Python)."""
+    """Whether :func:`placeholder_rows` holds for ``row`` (the same rule, in Python)."""
     user = row.user or ""
     return USER_PLACEHOLDER in (row.path_or_token or "") and (
         user.startswith(GROUP_PREFIX) or user.startswith(REALM_PREFIX)
@@ -182,7 +192,7 @@ def select_rows(
         if value is not None:
             query = query.where(getattr(Share, COLUMNS[field]) == value)
     if path_or_token is not None:
-        query = query.where(or_(Share.path_or_token == path_or_token, _placeholder_rows()))
+        query = query.where(or_(Share.path_or_token == path_or_token, placeholder_rows()))
     return list(session.scalars(query))
 
 

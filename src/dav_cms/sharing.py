@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from radicale import config as radicale_config
-from radicale import pathutils as radicale_pathutils
 from radicale import sharing as radicale_sharing
 from radicale.sharing import common
 from sqlalchemy import bindparam, func, or_, select
@@ -56,7 +55,7 @@ _CANDIDATES = (
         Share.share_type == bindparam("share_type"),
         or_(
             Share.path_or_token == bindparam("path_or_token"),
-            shares._placeholder_rows(),  # the same rule as select_rows
+            shares.placeholder_rows(),  # the same rule as select_rows
         ),
     )
     .order_by(Share.id)
@@ -66,7 +65,7 @@ _CANDIDATES_OF_PATHS = (
     select(*Share.__table__.columns)
     .where(
         Share.share_type == bindparam("share_type"),
-        or_(inlist.condition(Share.path_or_token, 4), shares._placeholder_rows()),
+        or_(inlist.condition(Share.path_or_token, 4), shares.placeholder_rows()),
     )
     .order_by(Share.id)
 )
@@ -232,14 +231,9 @@ class Sharing(radicale_sharing.BaseSharing):
         """
         key = ("share-candidates", share_type, path_or_token)
         if key not in memo:
-            paths = [path_or_token]
-            if path_or_token.startswith("/"):
-                paths.append(radicale_pathutils.parent_path(path_or_token))
-            if not path_or_token.endswith("/"):
-                paths.append(path_or_token + "/")
             paths = [
                 path
-                for path in dict.fromkeys(paths)
+                for path in shares.resolver_paths(path_or_token)
                 if ("share-candidates", share_type, path) not in memo
             ]
             with self.transactions.lookup() as connection:

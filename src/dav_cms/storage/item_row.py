@@ -20,14 +20,16 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, event, exists, or_, select
 from sqlalchemy.orm import aliased
 
-from dav_cms.db import liveness
+from dav_cms import shares
+from dav_cms.db import inlist, liveness
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Share
-from dav_cms.shares import _placeholder_rows
 
 # Pool connections a reader keeps checked out between requests (per process).
 HELD = 4
+# Parameters for the paths Radicale's map resolver asks for (an item path gives three).
+SHARE_PATHS = 4
 _PRINCIPAL = aliased(CollectionRow)
 _NESTED = aliased(CollectionRow)
 
@@ -44,10 +46,8 @@ STATEMENT = (
         .where(
             Share.share_type == "map",
             or_(
-                Share.path_or_token.in_(
-                    [bindparam("share_item"), bindparam("share_parent"), bindparam("share_folder")]
-                ),
-                _placeholder_rows(inline=True),
+                inlist.condition(Share.path_or_token, SHARE_PATHS),
+                shares.placeholder_rows(inline=True),
             ),
         )
         .label("shared"),
@@ -155,13 +155,9 @@ class ItemRowReader:
         values = {
             "principal": user,
             "item_path": f"{user}/{collection}/{href}",
-            # What Radicale's map resolver asks for an item path: the path, its
-            # parent, the path with "/".
-            "share_item": f"/{user}/{collection}/{href}",
-            "share_parent": f"/{user}/{collection}/",
-            "share_folder": f"/{user}/{collection}/{href}/",
             "collection": f"{user}/{collection}",
             "href": href,
+            **inlist.parameters(shares.resolver_paths(f"/{user}/{collection}/{href}"), SHARE_PATHS),
         }
         params = self._parameters(values)
         connection = self._held.take()
@@ -183,7 +179,7 @@ class ItemRowReader:
             text, etag, modified, size, name, bool(principal), bool(nested), bool(shared)
         )
 
-    def _parameters(self, values: dict[str, str]) -> Any:  # noqa: ANN401 - driver-specific
+    def _parameters(self, values: dict[str, Any]) -> Any:  # noqa: ANN401 - driver-specific
         # With the values the compiler made parameters of (the placeholder rule's patterns).
         params = self._compiled.construct_params(values)
         if self._positions is not None:

@@ -116,8 +116,6 @@ class ItemReads:
         self.max_resource_size = int(configuration.get("server", "max_resource_size"))
         folder = str(configuration.get("group", "group_collections_folder") or "")
         self.group_folder = pathutils.strip_path(pathutils.sanitize_path(folder)).split("/")[0]
-        # Answered here since start (visible in the log at info level, counted by tests).
-        self.answered = 0
         # The same paths come back (a client fetches what changed): Radicale's path checks
         # are pure functions of the path and the configuration.
         self._item_path = functools.lru_cache(maxsize=PATH_CACHE)(self._item_path_of)
@@ -152,7 +150,6 @@ class ItemReads:
             return None
         assert found is not None
         status, headers, body = self._response(environ, found)
-        self.answered += 1
         request_logger.info(
             "%s response status for %r from its row in %.3f seconds %s %d bytes: %s",
             environ["REQUEST_METHOD"],
