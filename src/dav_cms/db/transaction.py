@@ -231,7 +231,9 @@ class Transactions:
             return
         uow.depth = -1
         try:
-            if uow.failed:
+            if uow.autocommit:
+                pass  # each statement ended itself: nothing to commit or roll back
+            elif uow.failed:
                 uow.session.rollback()
             else:
                 uow.session.commit()
