@@ -22,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dav_cms import audit, names, passwords
-from dav_cms.db.models import Collection, User
+from dav_cms.db.models import AppPassword, Collection, GroupMember, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
+from dav_cms.storage import removal
 
 logger = logging.getLogger(__name__)
 
@@ -230,31 +231,46 @@ def count_collections(url: str, login: str) -> int:
 
 
 def delete_user(url: str, login: str, *, delete_collections: bool) -> int:
-    """Delete the account ``login`` and, if asked, its collection folder.
+    """Delete the account ``login`` and everything that grants access from or to it.
+
+    In one transaction: the account, its group memberships and app passwords,
+    and every share it gave, received or that lies in its home (links to its
+    collections included; see :func:`dav_cms.storage.removal.delete_shares_of_user`).
+    An account created later with the same login starts with no access at all.
 
     Args:
         url: Database URL.
-        login: The exact login.
+        login: The exact login (not checked against the naming rule, so that
+            accounts made before it can still be deleted).
         delete_collections: Also delete the collections at ``login`` and below
-            (their items go with them); otherwise they stay, and an account
-            created later with the same login finds them again.
+            (their items go with them). Otherwise they stay, unshared, and an
+            account created later with the same login finds them again.
 
     Returns:
         How many collections were deleted.
 
     Raises:
         NotFoundError: There is no such account.
+        ValueError: ``delete_collections`` for a login whose folder is not its
+            own (a reserved name such as ``_groups``, made before the rule).
     """
+    if delete_collections and names.is_reserved(login):
+        msg = f"/{login}/ is not the folder of user {login!r}: delete it with --keep-collections"
+        raise ValueError(msg)
     with _transaction(url, write=True) as session:
-        session.delete(_row(session, login))
+        user = _row(session, login)
+        session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
+        session.execute(delete(AppPassword).where(AppPassword.user_id == user.id))
+        revoked = removal.delete_shares_of_user(session, login)
+        session.delete(user)
         deleted = 0
         if delete_collections:
-            removed = session.scalars(
-                delete(Collection).where(_owned(login)).returning(Collection.id)
-            )
-            deleted = len(removed.all())
-        audit.record(session, "user.delete", login, {"collections_deleted": deleted})
-    logger.info("Deleted user %r and %d collections", login, deleted)
+            deleted = removal.delete_collections(session, login)
+            if deleted:
+                audit.record(session, "collection.delete", f"/{login}/", {"collections": deleted})
+        detail = {"collections_deleted": deleted, "shares_revoked": revoked}
+        audit.record(session, "user.delete", login, detail)
+    logger.info("Deleted user %r, %d collections and %d shares", login, deleted, revoked)
     return deleted
 
 

@@ -2,8 +2,8 @@
 
 Every function that takes a database URL runs one short transaction of its own.
 
-Group names follow the rules of logins (:func:`dav_cms.accounts.normalise_login`,
-without the ``@`` rule): a group names the folder ``/_groups/NAME/`` of its
+Group names follow the naming rule of :mod:`dav_cms.names` (that of logins,
+without the login's one-``@`` rule): a group names the folder ``/_groups/NAME/`` of its
 company collections, and Radicale's sharing joins group names with ``,`` and
 marks them with ``:``. Names are case-sensitive.
 """
@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from dav_cms import audit, names
 from dav_cms.accounts import _check_text, _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, User
 from dav_cms.errors import ConflictError, NotFoundError
+from dav_cms.storage import removal
 from dav_cms.storage.layout import COMPANY_ROOT
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,6 @@ def _user_id(session: Session, login: str) -> int:
         msg = f"no user {login!r}"
         raise NotFoundError(msg)
     return int(user_id)
-
-
-def _in_folder(name: str) -> ColumnElement[bool]:
-    base = folder(name)
-    return or_(Collection.path == base, Collection.path.startswith(f"{base}/", autoescape=True))
 
 
 def add_group(url: str, name: str, display_name: str = "") -> GroupInfo:
@@ -149,11 +145,18 @@ def count_collections(url: str, name: str) -> int:
 
 
 def delete_group(url: str, name: str, *, delete_collections: bool = False) -> int:
-    """Delete a group, its memberships and its grants.
+    """Delete a group and everything that grants access through it.
+
+    In one transaction: its memberships and grants, its part of every share
+    with groups (:func:`dav_cms.storage.removal.delete_shares_to_group`), and
+    its folder ``/_groups/NAME/`` with the company collections in it and all
+    their shares and links. A group created later with the same name starts
+    with no members, collections or shares.
 
     Args:
         url: Database URL.
-        name: The exact group name.
+        name: The exact group name (not checked against the naming rule, so
+            that groups made before it can still be deleted).
         delete_collections: Also delete the company collections in
             ``/_groups/NAME/`` with their items. Without it a group that still
             has collections there is not deleted.
@@ -179,10 +182,12 @@ def delete_group(url: str, name: str, *, delete_collections: bool = False) -> in
             raise ConflictError(msg)
         session.execute(delete(CollectionGrant).where(CollectionGrant.group_id == group.id))
         session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
-        session.execute(delete(Collection).where(_in_folder(name)))
+        shares = removal.delete_shares_to_group(session, name)
+        removal.delete_collections(session, base)
         session.delete(group)
-        audit.record(session, "group.delete", name, {"collections_deleted": owned})
-    logger.info("Deleted group %r and %d collections", name, owned)
+        detail = {"collections_deleted": owned, "shares_revoked": shares}
+        audit.record(session, "group.delete", name, detail)
+    logger.info("Deleted group %r, %d collections and %d shares", name, owned, shares)
     return owned
 
 

@@ -23,7 +23,11 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     sub = parser.add_subparsers(dest="collection_command", metavar="ACTION", required=True)
 
     create = sub.add_parser("create", help="create a calendar or an address book")
-    create.add_argument("name", help="path segment of the collection")
+    create.add_argument(
+        "name",
+        help="path segment of the collection (one word without whitespace or "
+        "/ \\ : ' \" * ? , { } %% #, not starting with . or @, not _groups or GROUPS)",
+    )
     owner = create.add_mutually_exclusive_group(required=True)
     owner.add_argument("--owner", metavar="LOGIN", help="a user's own collection: /LOGIN/NAME/")
     owner.add_argument(

@@ -29,7 +29,11 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     sub = parser.add_subparsers(dest="group_command", metavar="ACTION", required=True)
 
     add = sub.add_parser("add", help="create a group")
-    add.add_argument("name", help="group name (case-sensitive; names /_groups/NAME/)")
+    add.add_argument(
+        "name",
+        help="group name (case-sensitive; names /_groups/NAME/; one word without whitespace "
+        "or / \\ : ' \" * ? , { } %% #, not starting with . or @, not _groups or GROUPS)",
+    )
     add.add_argument("--display-name", default="", metavar="NAME", help="name to show")
     add.set_defaults(func=_add)
 
@@ -48,13 +52,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
         action.add_argument("login")
         action.set_defaults(func=func)
 
-    remove = sub.add_parser("delete", help="delete a group (and, if asked, its collections)")
+    remove = sub.add_parser(
+        "delete",
+        help="delete a group, its memberships, grants and shares with it (and, if asked, "
+        "its collections)",
+    )
     remove.add_argument("name")
     remove.add_argument(
         "--delete-collections",
         action="store_true",
         help="also delete the group's collections in /_groups/NAME/ with all their items "
-        "(without it, a group that still has collections is not deleted)",
+        "and links (without it, a group that still has collections is not deleted)",
     )
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(func=_delete)
@@ -64,8 +72,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
 
 
 def _name(value: str) -> str:
+    """A new group's name: it must follow the naming rule (dav_cms.names)."""
     with usage_errors():
         return groups.normalise_name(value)
+
+
+def _existing(value: str) -> str:
+    """An existing group's name, looked up exactly (groups older than the rule too)."""
+    name = value.strip()
+    if not name:
+        raise CliError("the group name must not be empty", usage=True)
+    return name
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -100,27 +117,27 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _members(args: argparse.Namespace) -> int:
-    for login in groups.members(database_url(args), _name(args.name)):
+    for login in groups.members(database_url(args), _existing(args.name)):
         print(login)
     return 0
 
 
 def _add_member(args: argparse.Namespace) -> int:
-    name = _name(args.name)
+    name = _existing(args.name)
     groups.add_member(database_url(args), name, args.login)
     print(f"added {args.login} to group {name}")
     return 0
 
 
 def _remove_member(args: argparse.Namespace) -> int:
-    name = _name(args.name)
+    name = _existing(args.name)
     groups.remove_member(database_url(args), name, args.login)
     print(f"removed {args.login} from group {name}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    name = _name(args.name)
+    name = _existing(args.name)
     interactive = sys.stdin.isatty()
     if not args.yes and not interactive:
         raise CliError("stdin is not a terminal: pass --yes to delete without asking", usage=True)

@@ -36,7 +36,11 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     sub = parser.add_subparsers(dest="user_command", metavar="ACTION", required=True)
 
     add = sub.add_parser("add", help="create an account")
-    add.add_argument("login", help="login name (case-sensitive)")
+    add.add_argument(
+        "login",
+        help="login name (case-sensitive; one word without whitespace or / \\ : ' \" * ? , "
+        "{ } %% #, not starting with . or @, at most one @ inside, not _groups or GROUPS)",
+    )
     add.add_argument("--email", default="", help="e-mail address")
     add.add_argument("--display-name", default="", metavar="NAME", help="name to show")
     add.set_defaults(func=_add)
@@ -62,14 +66,20 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     enable = sub.add_parser("enable", help="allow a disabled account to log in again")
     enable.set_defaults(func=_enable)
 
-    remove = sub.add_parser("delete", help="delete an account (and, if asked, its data)")
+    remove = sub.add_parser(
+        "delete",
+        help="delete an account, its group memberships, app passwords and every share "
+        "from or to it (and, if asked, its collections)",
+    )
     choice = remove.add_mutually_exclusive_group()
     choice.add_argument(
         "--keep-collections",
         dest="collections",
         action="store_const",
         const="keep",
-        help="leave the account's calendars and address books in the database",
+        help="leave the account's calendars and address books in the database, unshared: "
+        "every share and link of them and every share to the account is deleted (an "
+        "account created later with the same login owns them again)",
     )
     choice.add_argument(
         "--delete-collections",
@@ -99,8 +109,17 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
 
 
 def _login(value: str) -> str:
+    """A new login: it must follow the naming rule (dav_cms.names)."""
     with usage_errors():
         return accounts.normalise_login(value)
+
+
+def _existing(value: str) -> str:
+    """The login of an existing account, looked up exactly (accounts older than the rule too)."""
+    login = value.strip()
+    if not login:
+        raise CliError("the login must not be empty", usage=True)
+    return login
 
 
 def _interactive() -> bool:
@@ -174,7 +193,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _passwd(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     url = database_url(args)
     accounts.get_user(url, login)
     password, generated = _read_password(args, login)
@@ -187,28 +206,28 @@ def _passwd(args: argparse.Namespace) -> int:
 
 
 def _disable(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     accounts.set_disabled(database_url(args), login, disabled=True)
     print(f"disabled user {login}: every login is refused")
     return 0
 
 
 def _enable(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     accounts.set_disabled(database_url(args), login, disabled=False)
     print(f"enabled user {login}")
     return 0
 
 
 def _admin(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     accounts.set_admin(database_url(args), login, args.state == "on")
     print(f"{login} {'is' if args.state == 'on' else 'is no longer'} an administrator")
     return 0
 
 
 def _dav_password(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     allowed = args.state == "on"
     app_passwords.set_main_password_for_dav(database_url(args), login, allowed)
     if allowed:
@@ -229,7 +248,7 @@ def _ask(prompt: str) -> str:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    login = _login(args.login)
+    login = _existing(args.login)
     choice: str | None = args.collections
     if choice is None and not _interactive():
         raise CliError(
@@ -250,13 +269,14 @@ def _delete(args: argparse.Namespace) -> int:
         print(f"This deletes user {login}{what}.", file=sys.stderr)
         if _ask("type the login to confirm: ") != login:
             raise CliError("confirmation did not match; nothing deleted")
-    deleted = accounts.delete_user(url, login, delete_collections=delete_collections)
+    with usage_errors():
+        deleted = accounts.delete_user(url, login, delete_collections=delete_collections)
     if delete_collections:
         print(f"deleted user {login} and {deleted} collection(s)")
     elif owned:
         print(
-            f"deleted user {login}; its {owned} collection(s) remain under /{login}/ "
-            f"(an account created later as {login} gets them)"
+            f"deleted user {login}; its {owned} collection(s) remain under /{login}/, "
+            f"unshared (an account created later as {login} gets them)"
         )
     else:
         print(f"deleted user {login}")
