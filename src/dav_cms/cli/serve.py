@@ -14,7 +14,7 @@ from radicale import log as radicale_log
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from dav_cms import radicale_config
+from dav_cms import radicale_config, redact
 from dav_cms.cli.common import CliError, add_database_option
 from dav_cms.config import ensure_sqlite_dir
 from dav_cms.db import availability
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         return serve_workers(configuration, url, args.workers)
     radicale_log.setup()
+    redact.install()  # tokens and credentials never reach the log
     radicale_log.set_level(
         configuration.get("logging", "level"),
         configuration.get("logging", "backtrace_on_debug"),

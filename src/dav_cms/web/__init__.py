@@ -1,7 +1,9 @@
 """The WSGI application dav_cms serves: Radicale's, wrapped in dav_cms's layers.
 
-Outermost first: :mod:`~dav_cms.web.context` (who and from where, for the audit
-log and login throttling), :mod:`~dav_cms.web.outage` (database unreachable ->
+Outermost first: :mod:`~dav_cms.web.crosssite` (cross-site requests from
+browsers refused before anything is read; security headers on every response),
+:mod:`~dav_cms.web.context` (who and from where, for the audit log and login
+throttling), :mod:`~dav_cms.web.outage` (database unreachable ->
 503), :mod:`~dav_cms.web.limits` (hostile or broken requests refused before
 Radicale parses them), :mod:`~dav_cms.web.item_reads` (GET and HEAD of a user's
 own item answered from its row; ``[server] direct_item_reads``),
@@ -17,7 +19,7 @@ from typing import Any
 
 from radicale.app import Application
 
-from dav_cms.web import context, item_reads, limits, listing, outage, reads
+from dav_cms.web import context, crosssite, item_reads, limits, listing, outage, reads
 from dav_cms.web.types import WSGIApp
 
 __all__ = ["WSGIApp", "make_application"]
@@ -31,4 +33,5 @@ def make_application(configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale'
     app = item_reads.wrap(app, radicale, configuration)
     app = limits.wrap(app, configuration)
     app = outage.wrap(app, configuration)
-    return context.wrap(app, configuration)
+    app = context.wrap(app, configuration)
+    return crosssite.wrap(app, configuration)
