@@ -45,6 +45,10 @@ def _admin_engine(url: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def pg_database_url() -> Iterator[str]:
     """A new, empty PostgreSQL database (dropped afterwards)."""
+    yield from _pg_database()
+
+
+def _pg_database() -> Iterator[str]:
     admin = _pg_admin_url()
     if admin is None:
         pytest.skip(f"{PG_ENV} is not set")
@@ -74,6 +78,30 @@ def sqlite_database_url(tmp_path: Path) -> Iterator[str]:
     """A new SQLite database file in the test's temporary folder."""
     yield f"sqlite:///{tmp_path / 'dav_cms.sqlite3'}"
     dispose_engines()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database at the current schema on each engine, shared by a module's tests.
+
+    For tests that only read, or whose writes leave what the others rely on
+    (each starting a server of its own would cost seconds per test).
+    """
+    if request.param == "postgresql":
+        databases = _pg_database()
+        url = next(databases)
+    else:
+        databases = iter(())
+        url = f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'dav_cms.sqlite3'}"
+    migrate.upgrade(url)
+    try:
+        yield url
+    finally:
+        dispose_engines()
+        for _ in databases:  # runs the PostgreSQL generator's clean-up
+            pass
 
 
 @pytest.fixture(params=ENGINES)

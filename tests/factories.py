@@ -10,6 +10,7 @@ from typing import Any
 
 from radicale import config as radicale_config
 
+from dav_cms import rights as dav_cms_rights
 from dav_cms.db.models import Collection
 from tests.servers import dav_cms_command
 
@@ -64,6 +65,10 @@ def radicale_configuration(database_url: str, **sections: dict[str, Any]) -> Any
     }
     for section, options in sections.items():
         values.setdefault(section, {}).update(options)
+    if values["rights"]["type"] == "dav_cms.rights":
+        # What a Radicale configuration must say to use dav_cms.rights (README).
+        for (section, option), wanted in dav_cms_rights.GUARDED.items():
+            values.setdefault(section, {}).setdefault(option, str(wanted))
     configuration.update(values, "dav_cms tests", privileged=True)
     return configuration
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dav_cms import accounts, collection_admin, groups
-from dav_cms.db.models import Collection, CollectionGrant, GroupMember
+from dav_cms.db.models import Collection, CollectionGrant, GroupMember, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
 from tests.factories import radicale_configuration
@@ -126,14 +126,16 @@ RIGHTS = [
     # principal level and the root, as owner_only
     ("alice", "/", "R"),
     ("alice", "/alice/", "RW"),
-    ("alice", "/alice/private/", "rw"),
+    # the owner alone may delete (D) or replace (O) a calendar or address book
+    ("alice", "/alice/private/", "rwDO"),
     ("alice", "/alice/private/card.vcf", ""),
     ("bob", "/alice/", ""),
     ("bob", "/alice/private/", ""),
     ("", "/alice/private/", ""),
-    # company collections: the group's grant; the folders give members nothing
-    ("bob", "/_groups/sales/contacts/", "rw"),
-    ("bob", "/_groups/sales/cal/", "r"),
+    # company collections: the group's grant, properties locked (l); the
+    # folders give members nothing
+    ("bob", "/_groups/sales/contacts/", "rwl"),
+    ("bob", "/_groups/sales/cal/", "rl"),
     ("bob", "/_groups/sales/contacts/card.vcf", ""),
     ("bob", "/_groups/", ""),
     ("bob", "/_groups/sales/", ""),
@@ -142,10 +144,10 @@ RIGHTS = [
     # administrators: everywhere, but never W on the root
     ("root", "/", "R"),
     ("root", "/alice/", "RW"),
-    ("root", "/alice/private/", "rw"),
+    ("root", "/alice/private/", "rwDO"),
     ("root", "/_groups/", "RW"),
     ("root", "/_groups/sales/", "RW"),
-    ("root", "/_groups/sales/cal/", "rw"),
+    ("root", "/_groups/sales/cal/", "rwDO"),
     ("root", "/_groups/sales/cal/x.ics", ""),
 ]
 
@@ -163,15 +165,19 @@ def test_rights_follow_the_database_not_the_request_groups(team: str) -> None:
     groups.remove_member(team, "sales", "bob")
     assert plugin.authorization("bob", {"sales"}, "/_groups/sales/contacts/") == ""
     groups.add_member(team, "sales", "carol")
-    assert plugin.authorization("carol", set(), "/_groups/sales/contacts/") == "rw"
+    assert plugin.authorization("carol", set(), "/_groups/sales/contacts/") == "rwl"
     accounts.set_admin(team, "root", False)
     assert plugin.authorization("root", set(), "/alice/private/") == ""
     accounts.set_admin(team, "carol", True)
-    assert plugin.authorization("carol", set(), "/alice/private/") == "rw"
+    assert plugin.authorization("carol", set(), "/alice/private/") == "rwDO"
 
 
 def test_a_user_named_like_the_company_folder_owns_nothing(team: str) -> None:
-    _users(team, "_groups")
+    with pytest.raises(ValueError, match="reserved"):
+        accounts.add_user(team, "_groups", "secret")
+    # An account made before the naming rule refused the name.
+    with Session(get_engine(team)) as session, session.begin():
+        session.add(User(login="_groups", password_hash="x"))
     plugin = radicale_rights.load(radicale_configuration(team, **PLUGINS))
     assert plugin.authorization("_groups", set(), "/_groups/") == ""
     assert plugin.authorization("_groups", set(), "/_groups/sales/contacts/") == ""
@@ -190,6 +196,6 @@ def test_two_groups_grants_are_combined(team: str) -> None:
             CollectionGrant(collection_id=collection_id, group_id=managers.id, permissions="rw")
         )
     plugin = radicale_rights.load(radicale_configuration(team, **PLUGINS))
-    assert plugin.authorization("alice", set(), "/_groups/sales/cal/") == "r"
-    assert plugin.authorization("bob", set(), "/_groups/sales/cal/") == "rw"
-    assert plugin.authorization("carol", set(), "/_groups/sales/cal/") == "rw"
+    assert plugin.authorization("alice", set(), "/_groups/sales/cal/") == "rl"
+    assert plugin.authorization("bob", set(), "/_groups/sales/cal/") == "rwl"
+    assert plugin.authorization("carol", set(), "/_groups/sales/cal/") == "rwl"

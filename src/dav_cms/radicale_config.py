@@ -8,6 +8,7 @@ from typing import Any
 
 from radicale import config as radicale_config
 
+from dav_cms import rights
 from dav_cms.config import resolve_database_url
 from dav_cms.errors import ConfigurationError
 from dav_cms.web import listing_options
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "collection_by_token": "True",
     },
 }
+
 
 
 def read_ini(path: str) -> dict[str, dict[str, str]]:
@@ -86,6 +88,13 @@ def build(
             flags.setdefault("server", {})["hosts"] = format_hosts(
                 host if host is not None else first[0], port if port is not None else first[1]
             )
+        if configuration.get("rights", "type") == "dav_cms.rights":
+            # dav_cms.rights hands out D and O (delete, replace whole) to owners
+            # and administrators only: Radicale must ask for them. Explicit
+            # other values are refused below.
+            for (section, option), wanted in rights.GUARDED.items():
+                if option not in layered.get(section, {}):
+                    flags.setdefault(section, {})[option] = str(wanted)
         for section in ("storage", "auth", "group", "rights", "sharing"):
             plugin = configuration.get(section, "type")
             if isinstance(plugin, str) and plugin.startswith("dav_cms"):
@@ -93,6 +102,10 @@ def build(
         configuration.update(flags, "command line arguments")
     except (RuntimeError, ValueError) as exc:
         raise ConfigurationError(f"invalid configuration: {exc}") from exc
+    try:
+        rights.check_guarded(configuration)
+    except RuntimeError as exc:
+        raise ConfigurationError(str(exc)) from exc
     return configuration, url
 
 

@@ -7,13 +7,21 @@ item paths get "".
 
 * The root: ``R`` for every authenticated user (as ``owner_only``).
 * Owners (first path segment is the login): ``RW`` on ``/LOGIN/``, ``rw`` on the
-  collections in it, exactly as ``owner_only``. Shares resolved by Radicale's
-  sharing ask with the share's owner, so an owner's shares keep working.
+  collections in it, as ``owner_only``, plus ``D`` and ``O`` on those
+  collections: only they may delete or replace (whole-collection PUT) them.
+  dav_cms runs with ``[rights] permit_delete_collection`` and
+  ``permit_overwrite_collection`` off, so those letters decide. Shares resolved
+  by Radicale's sharing ask with the share's owner and filter the answer by the
+  share's permissions ("r"/"rw"), which never hold ``D`` or ``O``: a recipient
+  writes items, never reshapes the collection.
 * Administrators (``users.is_admin``): the owner's letters on every tree, plus
-  ``RW`` on ``/_groups/`` and ``/_groups/GROUP/`` and ``rw`` on company
-  collections. Never ``W`` on the root (that would let DELETE / wipe everything).
+  ``RW`` on ``/_groups/`` and ``/_groups/GROUP/`` and ``rwDO`` on company
+  collections. Never ``W`` on the root (that would let DELETE / wipe everything),
+  and ``D`` only on calendars and address books (a DELETE of a whole home or
+  group folder is refused; ``dav-cms user delete`` / ``group delete`` do that).
 * Company collections ``/_groups/GROUP/NAME/``: the union of the grants
-  (``r`` or ``rw``) of every group the user is a member of. Membership is read
+  (``r`` or ``rw``) of every group the user is a member of, plus ``l``: members
+  change items, never the collection's properties (PROPPATCH is 403). Membership is read
   from the database for the login being judged (for a share: its owner), not
   from the request's group list, so a share stops working when its owner
   leaves the group. ``/_groups/`` and ``/_groups/GROUP/`` give members nothing:
@@ -51,7 +59,24 @@ PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     "rights": {"database_url": PLUGIN_SCHEMA_OPTION},
 }
 
-__all__ = ["PLUGIN_CONFIG_SCHEMA", "Rights", "decide", "structural_rights"]
+__all__ = ["PLUGIN_CONFIG_SCHEMA", "Rights", "check_guarded", "decide", "structural_rights"]
+
+# Radicale options that must keep these values while dav_cms.rights decides:
+# the other value would let share recipients and group members reshape
+# collections (Radicale would not ask for D and O, or would let a recipient's
+# PROPPATCH change the owner's collection).
+GUARDED: dict[tuple[str, str], bool] = {
+    ("rights", "permit_delete_collection"): False,
+    ("rights", "permit_overwrite_collection"): False,
+    ("sharing", "enforce_properties_overlay"): True,
+}
+
+
+# What the owner of a calendar or address book may do beyond reading and
+# writing its items: delete it (D) and replace it whole (O).
+RESHAPE = "DO"
+# Added to a group member's grant on a company collection: properties locked.
+LOCKED_PROPERTIES = "l"
 
 
 def structural_rights(parts: list[str]) -> str:
@@ -61,7 +86,7 @@ def structural_rights(parts: list[str]) -> str:
     if len(parts) < collection_depth:
         return "RW"
     if len(parts) == collection_depth:
-        return "rw"
+        return "rw" + RESHAPE
     return ""
 
 
@@ -87,10 +112,26 @@ def granted(session: Session, login: str, path: str) -> str:
     return "".join(letter for letter in "rw" if letter in letters)
 
 
+def check_guarded(configuration: radicale_config.Configuration) -> None:
+    """RuntimeError naming the option when :data:`GUARDED` does not hold (with dav_cms.rights)."""
+    if configuration.get("rights", "type") != "dav_cms.rights":
+        return
+    for (section, option), wanted in GUARDED.items():
+        if configuration.get(section, option) is not wanted:
+            msg = (
+                f"[{section}] {option} = {not wanted} is not supported with "
+                f"[rights] type = dav_cms.rights: it would let share recipients and group "
+                f"members delete, replace or rename collections they do not own. "
+                f"Set it to {wanted} (owners and administrators keep those rights)"
+            )
+            raise RuntimeError(msg)
+
+
 class Rights(radicale_rights.BaseRights):
     """Owners, administrators and group grants from the dav_cms database."""
 
     def __init__(self, configuration: radicale_config.Configuration) -> None:
+        check_guarded(configuration)
         configuration = configuration.copy(PLUGIN_CONFIG_SCHEMA)
         super().__init__(configuration)
         self.database_url = plugin_database_url(configuration, "rights")
@@ -120,5 +161,6 @@ def decide(user: str, path: str, session_of: SessionOpener) -> str:
         if is_admin(session, user):
             return structural_rights(parts)
         if parts[0] == COMPANY_ROOT and len(parts) == 3:
-            return granted(session, user, sane_path)
+            letters = granted(session, user, sane_path)
+            return letters + LOCKED_PROPERTIES if letters else ""
     return ""

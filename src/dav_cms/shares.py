@@ -32,7 +32,7 @@ from radicale import sharing as radicale_sharing
 from sqlalchemy import ColumnElement, and_, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
-from dav_cms import audit
+from dav_cms import audit, share_policy
 from dav_cms.db.models import Collection, Group, GroupMember, Share, User
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
@@ -250,17 +250,20 @@ def collection_path(path: str) -> str:
 
 
 def _shared_collection(session: Session, path_mapped: str) -> Collection:
-    stripped = pathutils.strip_path(path_mapped)
-    collection = session.scalars(
-        select(Collection).where(Collection.path == stripped)
-    ).one_or_none()
-    if collection is None:
-        msg = f"no collection at {path_mapped}"
-        raise NotFoundError(msg)
-    if collection.tag not in ("VCALENDAR", "VADDRESSBOOK"):
-        msg = f"{path_mapped} is a folder, not a calendar or address book"
-        raise ValueError(msg)
-    return collection
+    """The collection its owner shares, by :mod:`dav_cms.share_policy` (CLI errors)."""
+    with _policy_errors():
+        return share_policy.shareable(session, owner_of(path_mapped), path_mapped)
+
+
+@contextmanager
+def _policy_errors() -> Iterator[None]:
+    """The policy's refusals as the CLI's errors: NotFoundError (exit 1) or ValueError (2)."""
+    try:
+        yield
+    except share_policy.ShareRefused as refused:
+        if refused.status == share_policy.NOT_FOUND:
+            raise NotFoundError(refused.reason) from refused
+        raise ValueError(refused.reason) from refused
 
 
 def owner_of(path_mapped: str) -> str:
@@ -271,6 +274,12 @@ def owner_of(path_mapped: str) -> str:
 def home_name(path_mapped: str) -> str:
     """The name a shared collection gets in the recipient's home (``owner-name``)."""
     return "-".join(pathutils.strip_path(path_mapped).split("/"))
+
+
+def refuse_company_collection(path_mapped: str) -> None:
+    """ValueError for a company collection (before touching the database): see share_policy."""
+    with _policy_errors():
+        share_policy.check_owner(owner_of(path_mapped), path_mapped)
 
 
 def _require_user(session: Session, login: str) -> None:
@@ -358,12 +367,14 @@ def add_map_share(
         The record, and whether it was created (False: permissions updated).
 
     Raises:
-        ValueError: A malformed value, a folder, both or neither recipient.
+        ValueError: A malformed value, a folder, a company collection, both or
+            neither recipient.
         NotFoundError: No such collection, user or group.
         ConflictError: The name in the recipient's home is taken.
     """
     check_permissions(permissions)
     path_mapped = collection_path(path)
+    refuse_company_collection(path_mapped)
     value, who = _recipient(user, group)
     owner = owner_of(path_mapped)
     is_group = group is not None
@@ -433,11 +444,12 @@ def add_token_share(url: str, path: str, permissions: str = "r") -> str:
         The token path, ``/.token/v1/<44 characters>/``.
 
     Raises:
-        ValueError: Malformed permissions, or a folder.
+        ValueError: Malformed permissions, a folder, or a company collection.
         NotFoundError: No such collection.
     """
     check_permissions(permissions)
     path_mapped = collection_path(path)
+    refuse_company_collection(path_mapped)
     owner = owner_of(path_mapped)
     token = new_token()
     with _transaction(url, "w") as session:

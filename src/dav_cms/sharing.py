@@ -20,12 +20,13 @@ from typing import Any, cast
 
 from radicale import config as radicale_config
 from radicale import sharing as radicale_sharing
+from radicale import types
 from radicale.sharing import common
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dav_cms import audit, shares
+from dav_cms import audit, share_api, shares
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
 from dav_cms.db import inlist
 from dav_cms.db.migrate import ensure_schema
@@ -106,6 +107,32 @@ class Sharing(radicale_sharing.BaseSharing):
         logger.exception("sharing database: %s failed", action)
         self.transactions.mark_failed()
         return dict(ERROR)
+
+    @property
+    def storage(self) -> Any:  # noqa: ANN401 - Radicale's storage plugin
+        """The storage Radicale's sharing code reads collections from."""
+        return self._storage
+
+    # -- the HTTP API -------------------------------------------------------------------
+
+    def post(  # noqa: PLR0917 - Radicale's signature
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set[str],
+        request_info: dict[str, Any],
+    ) -> types.WSGIResponse:
+        """Radicale's sharing API behind dav_cms's sharing policy (:mod:`dav_cms.share_api`)."""
+        if self._enabled:
+            refused = share_api.refusal(self, environ, base_prefix, path, user, user_groups)
+            if refused is not None:
+                return refused
+        answer: types.WSGIResponse = super().post(
+            environ, base_prefix, path, user, user_groups, request_info
+        )
+        return answer
 
     # -- Radicale's contract ------------------------------------------------------------
 

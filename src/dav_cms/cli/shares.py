@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dav_cms import shares
+from dav_cms import share_policy, shares
 from dav_cms.cli.common import (
     CliError,
     add_database_option,
@@ -116,12 +116,10 @@ def _add(args: argparse.Namespace) -> int:
 
 def _link(args: argparse.Namespace) -> int:
     _checked(shares.check_permissions, args.permissions)
-    if "w" in args.permissions and not args.allow_anonymous_write:
-        msg = (
-            "a link with --permissions rw lets anyone who has it change the collection "
-            "without logging in; add --allow-anonymous-write if that is what you want"
-        )
-        raise CliError(msg, usage=True)
+    try:
+        share_policy.check_anonymous_write(args.permissions, args.allow_anonymous_write)
+    except share_policy.ShareRefused as refused:
+        raise CliError(refused.reason, usage=True) from refused
     _checked(shares.collection_path, args.path)
     url = database_url(args)
     with usage_errors():

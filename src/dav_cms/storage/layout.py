@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from dav_cms import audit
 from dav_cms.db import inlist, statistics
+from dav_cms.db.models import Change as ChangeRow
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.transaction import scope_path
 from dav_cms.db.upsert import insert_ignore
-from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
+from dav_cms.names import COMPANY_ROOT
+from dav_cms.storage import calindex, cardindex, occurrences, recurrence, removal, sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
 from dav_cms.storage.items import (
     ITEM_COLUMNS,
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from dav_cms.storage import Storage
 
 INSERT_BATCH = 500
-# Company collections live at /_groups/GROUP/NAME/ and belong to the group.
-COMPANY_ROOT = "_groups"
+__all__ = ["COMPANY_ROOT", "CollectionLayout", "free_href"]
+
 ChildContext = Callable[[str, str | None], ContextManager[None]]
 
 
@@ -275,8 +277,9 @@ class CollectionLayout:
         if old is not None and old.id is not None:
             old_collection = Collection(self._storage, path, old)
             old_items = {item.href: item for item in old_collection.iter_items() if item.href}
-            self.delete_tree(session, path)
-        session.execute(insert(CollectionRow).values(**self._new_row(path, clean)))
+            self._empty(session, path, old.id, clean)
+        else:
+            session.execute(insert(CollectionRow).values(**self._new_row(path, clean)))
         state = self.load(session, path)
         assert state is not None
         assert state.id is not None
@@ -291,6 +294,21 @@ class CollectionLayout:
         detail = {"tag": clean.get("tag", ""), "items": len(hrefs), "replaced": old is not None}
         audit.record(session, "collection.create", collection.target(), detail)
         return collection, replaced, new_hrefs
+
+    def _empty(self, session: Session, path: str, row_id: int, props: Mapping[str, str]) -> None:
+        """Replace the collection ``row_id`` in place: no items, no history, new props.
+
+        The row (and so its id) stays: the grants of a company collection and the
+        shares of the path survive a whole-collection PUT. A new ``instance``
+        still turns every old sync token into a full resynchronisation.
+        """
+        below = CollectionRow.path.startswith(f"{path}/", autoescape=True)
+        session.execute(delete(CollectionRow).where(below if path else CollectionRow.id != row_id))
+        session.execute(delete(ItemRow).where(ItemRow.collection_id == row_id))
+        session.execute(delete(ChangeRow).where(ChangeRow.collection_id == row_id))
+        fresh = self._new_row(path, props)
+        del fresh["path"]
+        session.execute(update(CollectionRow).where(CollectionRow.id == row_id).values(**fresh))
 
     def _insert_all(
         self,
@@ -416,11 +434,8 @@ class CollectionLayout:
         audit.record(session, "item.move", source.target(item.href), detail)
 
     def delete_tree(self, session: Session, path: str) -> None:
-        """Delete the collection at ``path`` and every collection below it."""
-        below = CollectionRow.path.startswith(f"{path}/", autoescape=True)
-        everything = CollectionRow.path.is_not(None)
-        condition = (CollectionRow.path == path) | below if path else everything
-        session.execute(delete(CollectionRow).where(condition))
+        """Delete the collection at ``path``, every collection below it and their shares."""
+        removal.delete_collections(session, path)
 
 
 def free_href(uid: str, etag: str, suffix: str, used: set[str]) -> str:
