@@ -21,17 +21,65 @@ With ``DAV_CMS_SUITE_SHARING=1`` every application configured with Radicale's
 csv sharing backend gets ``[sharing] type = dav_cms.sharing`` instead, on the
 test's database (with ``file``: a SQLite file of its own in the test's folder).
 The suite's ``files`` sharing backend is left alone.
+
+What the harness translates, and why
+------------------------------------
+
+Two tests reach past HTTP into the file storage's folder, ``collection-root/``
+of the test's ``colpath``: ``test_rights.py::test_from_file`` makes a folder
+there (``os.makedirs(.../collection-root/domain.test)``) and expects a
+collection ``/domain.test/``; ``test_sharing.py::...overlay_unicode`` reads a
+collection's ``.Radicale.props`` to check that a share recipient's PROPPATCH
+went to the share and not to the owner's collection. dav_cms keeps collections
+in SQL, so while a test runs on dav_cms (its ``[storage] type`` is
+``dav_cms.storage`` at that moment) exactly these two steps are done through the
+storage plugin instead (see ``FolderTranslation``), and nothing else:
+
+* ``os.makedirs(p)``, called from a test file, for a folder ``p`` under the
+  test's own ``collection-root/``: the folder is made as usual, then every
+  collection along ``p`` that is not in the database is created there as a plain
+  collection (``acquire_lock("w")`` + ``create_collection``), as the file
+  storage would see one in each folder. An item in the way, or the last
+  collection already there without ``exist_ok``, is a ``FileExistsError``.
+  Folders whose names the file storage would not list as collections (a leading
+  dot, ...) are only made on disk.
+* ``open(p)`` for reading, called from a test file, of ``<collection>/.Radicale.props``
+  under the test's own ``collection-root/``: the text is the collection's
+  properties as stored in the database now (``discover`` + ``get_meta`` of a
+  storage instance made for that read from the test's configuration), written as
+  Radicale's file storage writes that file (``json.dump(props, sort_keys=True)``);
+  no collection there is a ``FileNotFoundError``, an item a ``NotADirectoryError``.
+  (The file storage writes no such file for a collection that never had
+  properties; here it reads ``{}``.)
+
+Why this cannot hide a dav_cms bug: nothing is remembered between calls — the
+properties are read from the database at the moment of the ``open``, through
+the same plugin code that serves requests, so a PROPPATCH stored in the wrong
+place is read back as stored. The folder step only ever adds a plain collection
+where the test itself made a folder, once, at that call (not before each
+request, so a collection deleted later is not brought back). Calls made by
+Radicale, dav_cms or the standard library (``os.makedirs`` recursing into its
+own parents, for one) and paths outside the current test's ``collection-root/``
+reach the real functions untouched, and both are restored after each test.
 """
 
 from __future__ import annotations
 
+import builtins
+import errno
+import inspect
+import io
 import itertools
+import json
+import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
-from radicale import app
+from radicale import app, pathutils
+from radicale import storage as radicale_storage
 from radicale.tests import BaseTest
 
 ENGINE_VARIABLE = "DAV_CMS_SUITE_ENGINE"
@@ -45,6 +93,14 @@ SHARING_VARIABLE = "DAV_CMS_SUITE_SHARING"
 # The sharing backend replaced by dav_cms.sharing when SHARING_VARIABLE is set.
 REPLACED_SHARING_TYPE = "csv"
 DATABASE_ATTRIBUTE = "_dav_cms_suite_database"
+DAV_CMS_STORAGE_TYPE = "dav_cms.storage"
+# The file storage's folder of collections, in a test's colpath, and its properties file.
+COLLECTION_ROOT = "collection-root"
+PROPS_FILE_NAME = ".Radicale.props"
+# Only calls made from the suite's test files are translated (this file's folder).
+TESTS_FOLDER = Path(__file__).absolute().parent
+
+logger = logging.getLogger("dav_cms.suite")
 
 _database_numbers = itertools.count(1)
 _originals: dict[str, Callable[..., Any]] = {}
@@ -114,6 +170,154 @@ def _drop_pg_database(name: str) -> None:
     _pg_databases.discard(name)
 
 
+# -- the file storage's folder, for a test on dav_cms ---------------------------------
+
+
+def _called_from_test_file(frame: Any) -> bool:  # noqa: ANN401 - a frame or None
+    """True when ``frame`` runs code of one of the suite's test files."""
+    if frame is None:
+        return False
+    filename = Path(frame.f_code.co_filename)
+    return filename.parent == TESTS_FOLDER and filename.name.startswith("test_")
+
+
+def _normalised(path: str) -> Path:
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+class FolderTranslation:
+    """``os.makedirs`` and ``open`` of the test's ``collection-root/``, on dav_cms.
+
+    Installed for one test (``setup_method`` to ``teardown_method``); see the
+    module's documentation for what is translated and why.
+    """
+
+    def __init__(self) -> None:
+        self.test: BaseTest | None = None
+        self._real_makedirs: Callable[..., None] = os.makedirs
+        self._real_open: Callable[..., Any] = builtins.open
+
+    def install(self, test: BaseTest) -> None:
+        """Translate the file-storage steps of ``test`` from now on."""
+        self.remove()
+        self.test = test
+        self._real_makedirs = os.makedirs
+        self._real_open = builtins.open
+        os.makedirs = self.makedirs
+        builtins.open = self.open
+
+    def remove(self) -> None:
+        """Put ``os.makedirs`` and ``open`` back."""
+        if self.test is None:
+            return
+        os.makedirs = self._real_makedirs
+        builtins.open = self._real_open
+        self.test = None
+
+    # -- which calls --------------------------------------------------------------
+
+    def _storage(self) -> radicale_storage.BaseStorage | None:
+        """A dav_cms storage on the test's database, if the test runs on dav_cms now."""
+        test = self.test
+        if test is None or test.configuration.get("storage", "type") != DAV_CMS_STORAGE_TYPE:
+            return None
+        return radicale_storage.load(test.configuration)
+
+    def _collection_path(self, folder: object) -> str | None:
+        """The collection path of ``folder`` if it is in the test's collection-root."""
+        assert self.test is not None
+        if not isinstance(folder, str | os.PathLike):
+            return None
+        name = os.fspath(folder)
+        if not isinstance(name, str):
+            return None
+        root = _normalised(self.test.colpath) / COLLECTION_ROOT
+        path = _normalised(name)
+        if path != root and root not in path.parents:
+            return None
+        parts = path.relative_to(root).parts
+        if not all(pathutils.is_safe_filesystem_path_component(part) for part in parts):
+            return None
+        return "/".join(parts)
+
+    # -- the wrapped functions -----------------------------------------------------
+
+    def makedirs(self, name: Any, mode: int = 0o777, exist_ok: bool = False) -> None:  # noqa: ANN401
+        """``os.makedirs``; then the collections along a collection-root folder."""
+        caller = inspect.currentframe()
+        caller = caller.f_back if caller is not None else None
+        path = None
+        if self.test is not None and _called_from_test_file(caller):
+            path = self._collection_path(name)
+        self._real_makedirs(name, mode, exist_ok)
+        if not path:  # not translated, or collection-root itself (the root always exists)
+            return
+        storage = self._storage()
+        if storage is None:
+            return
+        parts = path.split("/")
+        with storage.acquire_lock("w"):
+            for depth in range(1, len(parts) + 1):
+                href = pathutils.unstrip_path("/".join(parts[:depth]), True)
+                found = list(storage.discover(href))
+                if not found:
+                    storage.create_collection(href)
+                    logger.info(
+                        "suite: folder %s/%s made: collection %r created",
+                        COLLECTION_ROOT,
+                        "/".join(parts[:depth]),
+                        href,
+                    )
+                elif not isinstance(found[0], radicale_storage.BaseCollection):
+                    raise FileExistsError(errno.EEXIST, f"an item is at {href}", os.fspath(name))
+                elif depth == len(parts) and not exist_ok:
+                    raise FileExistsError(
+                        errno.EEXIST, f"collection {href} exists", os.fspath(name)
+                    )
+
+    def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:  # noqa: ANN401
+        """``open``; a collection's ``.Radicale.props`` read from the database."""
+        caller = inspect.currentframe()
+        caller = caller.f_back if caller is not None else None
+        if (
+            self.test is not None
+            and isinstance(mode, str)
+            and not set(mode) & set("wax+")
+            and isinstance(file, str | os.PathLike)
+            and isinstance(os.fspath(file), str)
+            and Path(os.fspath(file)).name == PROPS_FILE_NAME
+            and _called_from_test_file(caller)
+        ):
+            path = self._collection_path(str(Path(os.fspath(file)).parent))
+            storage = self._storage() if path is not None else None
+            if path is not None and storage is not None:
+                return self._read_props(storage, path, os.fspath(file), mode)
+        return self._real_open(file, mode, *args, **kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _read_props(
+        storage: radicale_storage.BaseStorage, path: str, file: str, mode: str
+    ) -> IO[Any]:
+        """The collection's properties in the database, as the file storage writes them."""
+        href = pathutils.unstrip_path(path, True)
+        with storage.acquire_lock("r"):
+            found = list(storage.discover(href))
+            if found and isinstance(found[0], radicale_storage.BaseCollection):
+                props: dict[str, str] | None = dict(found[0].get_meta())
+            else:
+                props = None
+        if props is None:
+            code = errno.ENOTDIR if found else errno.ENOENT
+            error = NotADirectoryError if found else FileNotFoundError
+            raise error(code, os.strerror(code), file)
+        logger.info("suite: %s of collection %r read from the database", PROPS_FILE_NAME, href)
+        text = json.dumps(props, sort_keys=True)
+        return io.BytesIO(text.encode()) if "b" in mode else io.StringIO(text)
+
+
+_folder_translation = FolderTranslation()
+
+
 # -- the wrapped BaseTest ----------------------------------------------------------
 
 
@@ -142,7 +346,7 @@ def configure(self: BaseTest, config_: Any) -> None:  # noqa: ANN401
     _originals["configure"](self, config_)
     updates: dict[str, dict[str, str]] = {}
     if suite_engine() != "file" and _uses_file_storage(self):
-        updates["storage"] = {"type": "dav_cms.storage", "database_url": _test_database(self)}
+        updates["storage"] = {"type": DAV_CMS_STORAGE_TYPE, "database_url": _test_database(self)}
     if suite_sharing() and _uses_csv_sharing(self):
         updates["sharing"] = {"type": "dav_cms.sharing", "database_url": _test_database(self)}
     if not updates:
@@ -152,8 +356,16 @@ def configure(self: BaseTest, config_: Any) -> None:  # noqa: ANN401
     self.application = app.Application(self.configuration)
 
 
+def setup_method(self: BaseTest) -> None:
+    """The suite's setup; then, on dav_cms, the translation of its folder."""
+    _originals["setup_method"](self)
+    if suite_engine() != "file":
+        _folder_translation.install(self)
+
+
 def teardown_method(self: BaseTest) -> None:
     """Drop the test's database (closing its connections first), then the suite's teardown."""
+    _folder_translation.remove()
     url = getattr(self, DATABASE_ATTRIBUTE, None)
     try:
         if url is not None:
@@ -169,13 +381,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if (engine == "file" and not suite_sharing()) or _originals:
         return
     _originals["configure"] = BaseTest.configure
+    _originals["setup_method"] = BaseTest.setup_method
     _originals["teardown_method"] = BaseTest.teardown_method
     BaseTest.configure = configure  # type: ignore[method-assign]
+    BaseTest.setup_method = setup_method  # type: ignore[method-assign]
     BaseTest.teardown_method = teardown_method  # type: ignore[method-assign]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Put BaseTest back as it was; drop the databases no teardown dropped."""
+    _folder_translation.remove()
     for name, original in _originals.items():
         setattr(BaseTest, name, original)
     _originals.clear()
