@@ -8,8 +8,9 @@ to it; what passes is handed on unchanged (the body is put back).
 * The body must be JSON (``Content-Type: application/json``, charset optional):
   anything else is 415, so a cross-site HTML form can never reach the API.
 * ``create``: the caller shares a calendar or address book of their own, with
-  an existing user or group, at a path in the recipient's home; a writable link
-  needs ``"AllowAnonymousWrite": true``.
+  another user (an existing account when logins are dav_cms's), a group or a
+  realm, at a path in the recipient's home (``/{user}/...`` for groups and
+  realms); a writable link needs ``"AllowAnonymousWrite": true``.
 * ``update``: the owner may point the share at another collection of their own
   and change permissions and flags within the same rules; the recipient is never
   changed. A recipient may change only what Radicale lets them (its flags).
@@ -165,7 +166,7 @@ def _check(  # noqa: PLR0917 - the request's parts
         permissions = _text(data, "Permissions") or str(default)
         share_policy.check_letters(permissions)
         if share_type == "token":
-            _check_new_link(_text(data, "User"), user, permissions, consent)
+            share_policy.check_anonymous_write(permissions, consent)
         else:
             _check_new_map(session, plugin, user, data)
         return
@@ -177,12 +178,6 @@ def _check(  # noqa: PLR0917 - the request's parts
         raise ShareRefused(share_policy.NOT_FOUND, f"no share {share_type} visible to {user!r}")
     if action == "update" and user == share.owner:
         _check_owner_update(plugin, share, data, path_mapped, consent)
-
-
-def _check_new_link(recipient: str | None, user: str, permissions: str, consent: bool) -> None:
-    if recipient not in (None, user):
-        raise ShareRefused(share_policy.FORBIDDEN, "a link is its owner's: leave User out")
-    share_policy.check_anonymous_write(permissions, consent)
 
 
 def _check_new_map(session: Session, plugin: Sharing, user: str, data: dict[str, Any]) -> None:
@@ -197,7 +192,8 @@ def _check_new_map(session: Session, plugin: Sharing, user: str, data: dict[str,
         users_known=plugin.configuration.get("auth", "type") == "dav_cms.auth",
         groups_known=plugin.configuration.get("group", "type") == "dav_cms.group",
     )
-    home = shares.USER_PLACEHOLDER if recipient.startswith(shares.GROUP_PREFIX) else recipient
+    many = recipient.startswith((shares.GROUP_PREFIX, shares.REALM_PREFIX))
+    home = shares.USER_PLACEHOLDER if many else recipient
     if not path_or_token.startswith(f"/{home}/"):
         msg = f"a share with {recipient!r} lies in their home: /{home}/NAME/"
         raise ShareRefused(share_policy.FORBIDDEN, msg)

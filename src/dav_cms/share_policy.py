@@ -44,6 +44,7 @@ __all__ = [
 # Letters a share's permissions may hold (see the module's docstring).
 ALLOWED_LETTERS = frozenset("rwifPpEel") | frozenset("uU")  # u, U: Radicale's group flags
 GROUP_PREFIX = ":"
+REALM_PREFIX = "@"
 FORBIDDEN = 403
 NOT_FOUND = 404
 BAD_REQUEST = 400
@@ -123,7 +124,7 @@ def check_recipient(
     users_known: bool = True,
     groups_known: bool = True,
 ) -> None:
-    """A map share's ``User``: an account other than the owner, or ``:GROUP[,GROUP]``.
+    """A map share's ``User``: an account other than the owner, ``:GROUP[,GROUP]`` or ``@REALM``.
 
     Args:
         session: Where dav_cms's accounts and groups live.
@@ -145,6 +146,8 @@ def check_recipient(
             if groups_known and session.scalar(select(Group.id).where(Group.name == name)) is None:
                 raise ShareRefused(NOT_FOUND, f"no group {name!r}")
         return
+    if recipient.startswith(REALM_PREFIX):
+        return  # every login of a realm (Radicale's "@domain" shares)
     if not recipient or (recipient == owner and not self_share):
         raise ShareRefused(BAD_REQUEST, "share with someone other than the owner")
     known = not users_known or recipient == owner
