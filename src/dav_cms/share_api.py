@@ -57,8 +57,18 @@ UNSUPPORTED_MEDIA_TYPE: types.WSGIResponse = (
 
 
 def is_json(content_type: str) -> bool:
-    """True for ``application/json`` with nothing but parameters after it."""
-    return content_type.split(";", 1)[0].strip().lower() == JSON_TYPE
+    """``application/json``, optionally with ``charset=utf-8`` (any case); nothing else."""
+    kind, *parameters = content_type.split(";")
+    if kind.strip().lower() != JSON_TYPE or len(parameters) > 1:
+        return False
+    for parameter in parameters:
+        name, equals, charset = parameter.partition("=")
+        charset = charset.strip()
+        if len(charset) > 1 and charset[0] == charset[-1] == '"':
+            charset = charset[1:-1]
+        if not equals or name.strip().lower() != "charset" or charset.lower() != "utf-8":
+            return False
+    return True
 
 
 def refusal(  # noqa: PLR0917 - Radicale's post() arguments

@@ -27,7 +27,7 @@ from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-__all__ = ["client_address", "parse_networks", "wrap"]
+__all__ = ["client_address", "parse_networks", "peer_is_trusted", "trusted_proxies", "wrap"]
 
 
 def parse_networks(value: str) -> tuple[Network, ...]:
@@ -56,6 +56,17 @@ def _trusted(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: Iterable[Network]
 ) -> bool:
     return any(address in network for network in proxies)
+
+
+def peer_is_trusted(environ: Environ, proxies: tuple[Network, ...]) -> bool:
+    """Whether the request came straight from one of the trusted proxies."""
+    peer = _ip(str(environ.get("REMOTE_ADDR") or ""))
+    return peer is not None and _trusted(peer, proxies)
+
+
+def trusted_proxies(configuration: Any) -> tuple[Network, ...]:  # noqa: ANN401
+    """The networks of ``[auth] trusted_proxies`` (ValueError naming a bad entry)."""
+    return parse_networks(_option(configuration, "trusted_proxies"))
 
 
 def client_address(environ: Environ, proxies: tuple[Network, ...]) -> str:
@@ -109,7 +120,7 @@ class _Response:
 
 def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
     """``app`` with this layer around it."""
-    proxies = parse_networks(_option(configuration, "trusted_proxies"))
+    proxies = trusted_proxies(configuration)
 
     def application(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         state = request_context.begin(client_address(environ, proxies))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dav_cms.web import crosssite_rules
-from dav_cms.web.context import client_address, parse_networks
+from dav_cms.web.context import client_address, trusted_proxies
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger(__name__)
@@ -51,16 +51,9 @@ def security_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [*headers, *((name, value) for name, value in wanted if name.lower() not in present)]
 
 
-def _option(configuration: Any, section: str, option: str) -> str:  # noqa: ANN401
-    try:
-        return str(configuration.get(section, option) or "")
-    except KeyError:
-        return ""
-
-
 def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
     """``app`` with this layer around it."""
-    proxies = parse_networks(_option(configuration, "auth", "trusted_proxies"))
+    proxies = trusted_proxies(configuration)
     allowed = crosssite_rules.cors_origins(configuration)
 
     def crosssite_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

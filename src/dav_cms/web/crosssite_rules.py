@@ -24,13 +24,13 @@ HTML form can only send ``application/x-www-form-urlencoded``,
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
 from radicale import pathutils
 
-from dav_cms.web.context import Network
+from dav_cms import share_api
+from dav_cms.web.context import Network, peer_is_trusted
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
@@ -42,21 +42,6 @@ Origin = tuple[str, str, int]  # scheme, host (lower case), port
 def is_sharing_api(path: str) -> bool:
     """Whether Radicale would route ``path`` (under any base prefix) to its sharing API."""
     return ".sharing" in pathutils.sanitize_path(path).split("/")
-
-
-def json_content_type(value: str) -> bool:
-    """``application/json``, optionally with ``charset=utf-8`` (any case); nothing else."""
-    kind, *parameters = value.split(";")
-    if kind.strip().lower() != "application/json" or len(parameters) > 1:
-        return False
-    for parameter in parameters:
-        name, equals, charset = parameter.partition("=")
-        charset = charset.strip()
-        if len(charset) > 1 and charset[0] == charset[-1] == '"':
-            charset = charset[1:-1]
-        if not equals or name.strip().lower() != "charset" or charset.lower() != "utf-8":
-            return False
-    return True
 
 
 def parse_origin(value: str) -> Origin | None:
@@ -74,16 +59,6 @@ def parse_origin(value: str) -> Origin | None:
     return scheme, url.hostname.lower(), port if port is not None else DEFAULT_PORTS[scheme]
 
 
-def _trusted_peer(environ: dict[str, Any], proxies: tuple[Network, ...]) -> bool:
-    try:
-        peer = ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")).strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
-        peer = peer.ipv4_mapped
-    return any(peer in network for network in proxies)
-
-
 def _last(value: object) -> str:
     """The value the nearest proxy added (the right-most of a list)."""
     return str(value or "").rsplit(",", 1)[-1].strip()
@@ -99,7 +74,7 @@ def own_origin(environ: dict[str, Any], proxies: tuple[Network, ...]) -> Origin 
     scheme = str(environ.get("wsgi.url_scheme") or "http").lower()
     host = str(environ.get("HTTP_HOST") or "")
     port = ""
-    if proxies and _trusted_peer(environ, proxies):
+    if proxies and peer_is_trusted(environ, proxies):
         scheme = _last(environ.get("HTTP_X_FORWARDED_PROTO")).lower() or scheme
         host = _last(environ.get("HTTP_X_FORWARDED_HOST")) or host
         port = _last(environ.get("HTTP_X_FORWARDED_PORT"))
@@ -143,7 +118,7 @@ def refusal(
     reason = _cross_site(environ, proxies, allowed)
     if reason is None and method == "POST" and is_sharing_api(str(environ.get("PATH_INFO", ""))):
         content_type = str(environ.get("CONTENT_TYPE", ""))
-        if not json_content_type(content_type):
+        if not share_api.is_json(content_type):
             reason = f"the sharing API takes only application/json, not {content_type[:60]!r}"
     return reason
 

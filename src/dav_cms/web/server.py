@@ -5,11 +5,12 @@ this loop is the same one (Radicale's server classes and request handler, its
 ``[server]`` options: hosts, ssl, timeout, max_connections) serving
 :func:`dav_cms.web.make_application` instead.
 
-The request handler says ``Server: dav_cms`` and nothing more: wsgiref's
-default, ``WSGIServer/0.2 CPython/3.11.x``, tells an attacker the versions of
-the server and of Python (the same name is the environ's ``SERVER_SOFTWARE``).
-Its own error pages (a malformed request line, which never reaches the WSGI
-application) are short plain text with ``nosniff``.
+Responses say ``Server: dav_cms`` and nothing more: wsgiref's default,
+``WSGIServer/0.2 CPython/3.11.x``, tells an attacker the versions of the server
+and of Python. The application's answers carry the header (:func:`named`; wsgiref
+adds its own only where none is set), and the request handler's own error pages
+(a malformed request line, which never reaches the WSGI application) are short
+plain text with ``nosniff`` and the same name.
 """
 
 from __future__ import annotations
@@ -17,27 +18,21 @@ from __future__ import annotations
 import logging
 import select
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from radicale import server as radicale_server
 
 from dav_cms.web import make_application
+from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger(__name__)
 
 SERVER_SOFTWARE = "dav_cms"
 
 
-class _ServerHandler(radicale_server.ServerHandler):
-    server_software = SERVER_SOFTWARE
-    error_headers = [  # noqa: RUF012 - wsgiref's class attribute
-        ("Content-Type", "text/plain"),
-        ("X-Content-Type-Options", "nosniff"),
-    ]
-
-
 class RequestHandler(radicale_server.RequestHandler):
-    """Radicale's request handler without versions in ``Server`` or error pages."""
+    """Radicale's request handler without versions in its own error pages."""
 
     server_version = SERVER_SOFTWARE
     sys_version = ""
@@ -53,25 +48,21 @@ class RequestHandler(radicale_server.RequestHandler):
         super().send_response(code, message)
         self.send_header("X-Content-Type-Options", "nosniff")
 
-    def handle(self) -> None:
-        """Radicale's ``handle`` (a copy of wsgiref's) with this module's server handler."""
-        self.raw_requestline = self.rfile.readline(65537)
-        if len(self.raw_requestline) > 65536:
-            self.requestline = ""
-            self.request_version = ""
-            self.command = ""
-            self.send_error(414)
-            return
-        if not self.parse_request():
-            return
-        handler = _ServerHandler(
-            self.rfile,
-            self.wfile,  # type: ignore[arg-type]  # a BufferedIOBase, as in Radicale
-            self.get_stderr(),
-            self.get_environ(),
-        )
-        handler.request_handler = self  # type: ignore[attr-defined]
-        handler.run(self.server.get_app())  # type: ignore[attr-defined]
+
+def named(app: WSGIApp) -> WSGIApp:
+    """``app`` answering with ``Server: dav_cms`` (wsgiref then adds no name of its own)."""
+
+    def named_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        def with_name(
+            status: str,
+            headers: list[tuple[str, str]],
+            exc_info: Any = None,  # noqa: ANN401
+        ) -> Any:  # noqa: ANN401 - the server's write callable
+            return start_response(status, [*headers, ("Server", SERVER_SOFTWARE)], exc_info)
+
+        return app(environ, with_name)
+
+    return named_app
 
 
 def serve(configuration: Any, shutdown_socket: socket.socket) -> None:  # noqa: ANN401
@@ -95,7 +86,7 @@ def serve(configuration: Any, shutdown_socket: socket.socket) -> None:  # noqa: 
                     (str(address[0]), int(address[1])),
                     RequestHandler,
                 )
-                server.set_app(application)
+                server.set_app(named(application))
                 servers[server.socket] = server
                 logger.info("Listening on %s", address[:2])
         _loop(servers, configuration.get("server", "max_connections"), shutdown_socket)
