@@ -11,7 +11,7 @@ from radicale import config as radicale_config
 from dav_cms import rights
 from dav_cms.config import resolve_database_url
 from dav_cms.errors import ConfigurationError
-from dav_cms.web import listing_options
+from dav_cms.web import listing_options, server_options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5232
@@ -26,7 +26,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "max_resource_size": "8000000",
     },
     "storage": {"type": "dav_cms.storage"},
-    "auth": {"type": "dav_cms.auth"},
+    # No sleep after a failed or throttled login (Radicale's `delay`): it would
+    # hold a worker for every refused attempt; dav_cms.throttle bounds guessing.
+    "auth": {"type": "dav_cms.auth", "delay": "0"},
     "group": {"type": "dav_cms.group"},
     "rights": {"type": "dav_cms.rights"},
     "sharing": {
@@ -35,7 +37,6 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "collection_by_token": "True",
     },
 }
-
 
 
 def read_ini(path: str) -> dict[str, dict[str, str]]:
@@ -70,8 +71,8 @@ def build(
     ``$DAV_CMS_DATABASE_URL`` (for the URL), then dav_cms's defaults.
     """
     file_values = read_ini(config_file) if config_file else {}
-    # Radicale's schema plus dav_cms's [server] options (limits and listings).
-    configuration = radicale_config.Configuration(listing_options.schema())
+    # Radicale's schema plus dav_cms's [server] options (limits, listings, HTTP server).
+    configuration = radicale_config.Configuration(server_options.schema(listing_options.schema()))
     try:
         configuration.update(DEFAULTS, "dav-cms defaults")
         layered = {section: dict(options) for section, options in file_values.items()}

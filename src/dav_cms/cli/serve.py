@@ -1,4 +1,9 @@
-"""``dav-cms serve``: Radicale with dav_cms's plugins, on one process or several."""
+"""``dav-cms serve``: Radicale with dav_cms's plugins, on one process or several.
+
+One process runs :mod:`dav_cms.web.http_server`; ``--workers N`` runs the same
+server in N gunicorn workers (:mod:`dav_cms.cli.workers`). ``[server] ssl = True``
+runs Radicale's built-in server (:mod:`dav_cms.web.server`), one process only.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from dav_cms.db import availability
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
-from dav_cms.web import server as web_server
+from dav_cms.web import http_server
+from dav_cms.web import server as tls_server
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
     configuration, url = radicale_config.build(
         args.config, args.database_url, args.host, args.port, overrides
     )
+    tls = bool(configuration.get("server", "ssl"))
+    if tls and args.workers > 1:
+        msg = (
+            "[server] ssl = True is served by one process only; for --workers, "
+            "terminate TLS at a reverse proxy in front of dav-cms"
+        )
+        raise CliError(msg)
     ensure_sqlite_dir(url)
     _wait_for_database(url, args.wait_for_database)
     ensure_schema(url)
@@ -98,9 +111,18 @@ def run(args: argparse.Namespace) -> int:
     hosts = ", ".join(
         radicale_config.format_hosts(*host[:2]) for host in configuration.get("server", "hosts")
     )
-    print(f"dav-cms serving http://{hosts}/ from {shown}", file=sys.stderr, flush=True)
+    scheme = "https" if tls else "http"
+    print(f"dav-cms serving {scheme}://{hosts}/ from {shown}", file=sys.stderr, flush=True)
     try:
-        web_server.serve(configuration, shutdown_out)
+        if tls:
+            logger.warning(
+                "[server] ssl = True: Radicale's built-in server answers (at most "
+                "max_connections connections, no deadline for slow clients); "
+                "terminating TLS at a reverse proxy in front of dav-cms is recommended"
+            )
+            tls_server.serve(configuration, shutdown_out)
+        else:
+            http_server.serve(configuration, shutdown_out)
     except OSError as exc:
         msg = f"cannot listen on {hosts}: {exc}"
         raise CliError(msg) from exc

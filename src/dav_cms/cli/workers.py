@@ -1,14 +1,15 @@
 """``dav-cms serve --workers N``: Radicale's WSGI application on gunicorn worker processes.
 
-Each worker builds its own application (and database engine) after the fork, so
-no connection is shared between processes; all state is in the database.
+gunicorn's arbiter forks and watches the workers; each worker answers with
+dav_cms's own HTTP server (:mod:`dav_cms.cli.waitress_worker`), so the
+``[server]`` threads, connection limit and deadlines hold in every worker as in
+a single process, and responses say ``Server: dav_cms``. Each worker builds its
+own application (and database engine) after the fork, so no connection is
+shared between processes; all state is in the database.
 
 Logging goes through :mod:`dav_cms.redact` in every process: on the root
 logger's handlers in each worker, and on gunicorn's own error and access log
 handlers (:class:`_RedactingLogger`, which gunicorn also uses after a reload).
-Responses say ``Server: dav_cms``: gunicorn has no setting for its ``Server``
-header, so :func:`_name_the_server` sets the module constant it is read from
-(:mod:`gunicorn.http.wsgi`, ``SERVER``) before the workers are forked.
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ import math
 import sys
 from typing import Any
 
-import gunicorn.http.wsgi
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from radicale import log as radicale_log
 
 from dav_cms import redact
+from dav_cms.cli.waitress_worker import WaitressWorker
 from dav_cms.db.availability import retry_while_unreachable
 from dav_cms.db.session import dispose_engines
 from dav_cms.radicale_config import format_hosts
 from dav_cms.web import WSGIApp, make_application
-from dav_cms.web.server import SERVER_SOFTWARE
 
-THREADS_PER_WORKER = 4
+# A worker that has not reported for this long (its event loop stuck) is restarted.
 WORKER_TIMEOUT_SECONDS = 120
 # A worker (re)started while the database is down waits for it for as long as
 # it takes: failing to boot would make gunicorn stop the whole server.
@@ -44,16 +44,16 @@ class _RedactingLogger(Logger):  # type: ignore[misc]
         redact.install([*self.error_log.handlers, *self.access_log.handlers])
 
 
-def _name_the_server() -> None:
-    gunicorn.http.wsgi.SERVER = SERVER_SOFTWARE
-    gunicorn.http.wsgi.SERVER_SOFTWARE = SERVER_SOFTWARE
-
-
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, configuration: Any, options: dict[str, Any]) -> None:  # noqa: ANN401
         self._configuration = configuration
         self._options = options
         super().__init__()
+
+    @property
+    def configuration(self) -> Any:  # noqa: ANN401 - Radicale's Configuration
+        """The Radicale configuration every worker serves."""
+        return self._configuration
 
     def load_config(self) -> None:
         for key, value in self._options.items():
@@ -87,11 +87,9 @@ def serve_workers(configuration: Any, database_url: str, workers: int) -> int:  
     options = {
         "bind": binds,
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": THREADS_PER_WORKER,
+        "worker_class": WaitressWorker,
         "timeout": WORKER_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
-        "limit_request_line": 8190,
         "loglevel": "warning",
         "post_fork": _after_fork,
         "logger_class": _RedactingLogger,
@@ -103,6 +101,5 @@ def serve_workers(configuration: Any, database_url: str, workers: int) -> int:  
     )
     # Connections opened while preparing the database must not reach the workers.
     dispose_engines()
-    _name_the_server()
     _Gunicorn(configuration, options).run()
     return 0

@@ -31,6 +31,7 @@ from dav_cms.shares import lock as lock_shares
 
 __all__ = ["delete_collections", "delete_shares_of_user", "delete_shares_to_group"]
 
+
 def _tree(path: str) -> ColumnElement[bool]:
     """Collections at the stripped ``path`` and below ("" is everything)."""
     if not path:

@@ -34,11 +34,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
             return _read_chunked(stream, limit)
         if not content_length:
             return None
-        if not content_length.isdigit() or not content_length.isascii():
-            raise RefusalError(400, f"invalid Content-Length {content_length[:40]!r}")
-        length = int(content_length)
-        if limit and length > limit:
-            raise RefusalError(413, f"body of {length} bytes is over the limit of {limit} bytes")
+        length = declared_length(content_length, limit)
         data = stream.read(length) if length else b""
     except TimeoutError as exc:
         raise RefusalError(408, "timed out reading the request body") from exc
@@ -47,7 +43,18 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
     return data
 
 
-def _over(limit: int) -> RefusalError:
+def declared_length(content_length: str, limit: int) -> int:
+    """A ``Content-Length`` value as a number; RefusalError when malformed or over ``limit``."""
+    if not content_length.isdigit() or not content_length.isascii():
+        raise RefusalError(400, f"invalid Content-Length {content_length[:40]!r}")
+    length = int(content_length)
+    if limit and length > limit:
+        raise RefusalError(413, f"body of {length} bytes is over the limit of {limit} bytes")
+    return length
+
+
+def chunked_over(limit: int) -> RefusalError:
+    """The refusal of a chunked body that passes ``limit``."""
     return RefusalError(413, f"chunked body over the limit of {limit} bytes")
 
 
@@ -60,7 +67,7 @@ def _read_to_end(stream: BinaryIO, limit: int) -> bytes:
             return bytes(body)
         body += piece
         if limit and len(body) > limit:
-            raise _over(limit)
+            raise chunked_over(limit)
 
 
 def _read_line(stream: BinaryIO) -> bytes:
@@ -86,7 +93,7 @@ def _read_chunked(stream: BinaryIO, limit: int) -> bytes:
                     return bytes(body)
             raise RefusalError(400, "too many trailer lines in chunked body")
         if limit and len(body) + size > limit:
-            raise _over(limit)
+            raise chunked_over(limit)
         chunk = stream.read(size)
         if len(chunk) < size or _read_line(stream):
             raise RefusalError(400, "malformed chunked body (chunk cut short)")

@@ -1,16 +1,23 @@
-"""One server process: Radicale's threaded HTTP(S) server running dav_cms's application.
+"""Radicale's threaded HTTPS server running dav_cms's application (``[server] ssl = True``).
+
+dav_cms's own server (:mod:`dav_cms.web.http_server`) speaks plain HTTP; with
+``ssl = True`` one process serves with Radicale's server instead, with its
+limits (``max_connections`` connections, one thread each, ``timeout`` per socket
+operation, no deadline for a whole request). TLS at a reverse proxy is the
+recommended setup.
 
 Radicale's own ``radicale.server.serve`` builds a bare ``radicale.Application``;
 this loop is the same one (Radicale's server classes and request handler, its
 ``[server]`` options: hosts, ssl, timeout, max_connections) serving
 :func:`dav_cms.web.make_application` instead.
 
-Responses say ``Server: dav_cms`` and nothing more: wsgiref's default,
-``WSGIServer/0.2 CPython/3.11.x``, tells an attacker the versions of the server
-and of Python. The application's answers carry the header (:func:`named`; wsgiref
-adds its own only where none is set), and the request handler's own error pages
-(a malformed request line, which never reaches the WSGI application) are short
-plain text with ``nosniff`` and the same name.
+Responses say ``Server: dav_cms`` and nothing more, as dav_cms's own server's
+do: wsgiref's default, ``WSGIServer/0.2 CPython/3.11.x``, tells an attacker the
+versions of the server and of Python. The application's answers carry the
+header (:func:`named`; wsgiref adds its own only where none is set), and the
+request handler's own error pages (a malformed request line, which never
+reaches the WSGI application) are short plain text with ``nosniff`` and the
+same name.
 """
 
 from __future__ import annotations
