@@ -140,12 +140,13 @@ def test_unknown_user_and_wrong_password_look_the_same(
 
     assert comparable(unknown) == comparable(wrong)
 
-    # Both count alike: two more failures each and the third attempt is refused unchecked.
+    # Both count alike: two more failures each and the next attempt of that login
+    # from that address is refused unchecked (the login is blocked at its address only).
     for _ in range(2):
         assert _get(second, "nobody", "wrong", "192.0.2.1").status_code == 401
         assert _get(second, "alice", "wrong", "192.0.2.2").status_code == 401
-    blocked_unknown = _get(first, "nobody", "wrong", "192.0.2.3")
-    blocked_known = _get(first, "alice", PASSWORD, "192.0.2.3")
+    blocked_unknown = _get(first, "nobody", "wrong", "192.0.2.1")
+    blocked_known = _get(first, "alice", PASSWORD, "192.0.2.2")
     assert blocked_unknown.status_code == blocked_known.status_code == 429
     assert blocked_unknown.headers.keys() == blocked_known.headers.keys()
 
@@ -173,13 +174,13 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
     finally:
         server.stop()
     with Session(get_engine(migrated_db_url)) as session:
-        keys = set(session.scalars(select(LoginFailure.key)))
+        keys = {(row.scope, row.key) for row in session.scalars(select(LoginFailure))}
         addresses = set(
             session.scalars(
                 select(AuditEvent.address).where(AuditEvent.action.startswith("login."))
             )
         )
-    assert keys == {"alice", "127.0.0.1"}
+    assert keys == {("login", "alice"), ("address", "127.0.0.1"), ("pair", "127.0.0.1 alice")}
     assert addresses == {"127.0.0.1"}
 
 

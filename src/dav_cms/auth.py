@@ -16,12 +16,21 @@ password of the account, and is throttled per login and per client address
 unchecked; the plugin marks the request (:mod:`dav_cms.request_context`) so that
 the WSGI layer :mod:`dav_cms.web.context` answers 429 with Retry-After instead
 of Radicale's 401.
+
+Radicale pads every failed login to the slowest failed login it has seen in the
+process and never lowers that, so one slow burst would slow every later failed
+login. This plugin replaces that padding: a checked failed login is padded to
+the fixed :data:`FAILED_LOGIN_FLOOR`, an attempt refused by the throttle is not
+padded at all. (Radicale's ``[auth] delay``, a sleep after every failed or
+throttled attempt, is 0 under ``dav-cms serve``.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from typing import Any
 
 from radicale import auth as radicale_auth
@@ -36,6 +45,10 @@ from dav_cms.login import LoginChecker
 
 logger = logging.getLogger(__name__)
 
+# Seconds a checked failed login takes at least (the argon2 check usually fills
+# most of it); fixed, so a burst of slow failures cannot raise it.
+FAILED_LOGIN_FLOOR = 0.2
+
 PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     "auth": {
         "database_url": PLUGIN_SCHEMA_OPTION,
@@ -46,12 +59,19 @@ PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
         },
         "throttle_login_failures": {
             "value": "5",
-            "help": "failed logins of one login name before it is blocked",
+            "help": "failed logins of one login name from one client address before that "
+            "login is blocked at that address",
             "type": radicale_config.positive_int,
         },
         "throttle_address_failures": {
             "value": "20",
             "help": "failed logins from one client address before it is blocked",
+            "type": radicale_config.positive_int,
+        },
+        "throttle_login_total_failures": {
+            "value": "100",
+            "help": "failed logins of one login name from all addresses together before "
+            "addresses that failed it are refused (addresses that did not may still try)",
             "type": radicale_config.positive_int,
         },
         "throttle_first_delay": {
@@ -62,6 +82,12 @@ PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
         "throttle_max_delay": {
             "value": "900",
             "help": "longest block in seconds",
+            "type": radicale_config.positive_float,
+        },
+        "throttle_decay": {
+            "value": "900",
+            "help": "seconds without a failure that forgive one failure of a counter "
+            "(0: counters only reset after throttle_forget_after)",
             "type": radicale_config.positive_float,
         },
         "throttle_forget_after": {
@@ -103,6 +129,8 @@ class Auth(radicale_auth.BaseAuth):
             self.policy,
             configuration.get("auth", "audit_success_interval"),
         )
+        # Whether this thread's last attempt was refused by the throttle.
+        self._attempt = threading.local()
         self._groups: dav_cms_group.Group | None = None
         if configuration.get("group", "type") == dav_cms_group.PLUGIN_TYPE:
             self._groups = dav_cms_group.Group(configuration)
@@ -126,14 +154,27 @@ class Auth(radicale_auth.BaseAuth):
         if state is not None and state.checked == credentials:
             # Asked again in the same request (dav_cms.web.item_reads asked first):
             # the same verdict, not checked, throttled or audited twice.
+            self._attempt.throttled = state.retry_after > 0
             return state.user
         address = state.address if state is not None else remote_addr
         outcome = self._checker.check(login, password, address)
+        self._attempt.throttled = outcome.retry_after > 0
         if state is not None:
             state.user = outcome.user
             state.retry_after = outcome.retry_after
             state.checked = credentials
         return outcome.user
+
+    def _sleep_for_constant_exec_time(self, time_ns_begin: int) -> None:
+        """Pad a failed login to :data:`FAILED_LOGIN_FLOOR`; a throttled one not at all.
+
+        Replaces Radicale's padding to the slowest failed login ever seen.
+        """
+        if getattr(self._attempt, "throttled", False):
+            return
+        remaining = FAILED_LOGIN_FLOOR - (time.time_ns() - time_ns_begin) / 1e9
+        if remaining > 0:
+            time.sleep(remaining)
 
     def _login_ext_with_groups(
         self, login: str, password: str, context: radicale_auth.AuthContext
@@ -153,6 +194,8 @@ def policy_of(configuration: radicale_config.Configuration) -> throttle.Policy:
         address_failures=configuration.get("auth", "throttle_address_failures"),
         first_delay=configuration.get("auth", "throttle_first_delay"),
         max_delay=configuration.get("auth", "throttle_max_delay"),
+        login_total_failures=configuration.get("auth", "throttle_login_total_failures"),
+        decay=configuration.get("auth", "throttle_decay"),
         forget_after=configuration.get("auth", "throttle_forget_after"),
     )
     if policy.enabled and policy.first_delay > policy.max_delay:

@@ -7,6 +7,15 @@ so an unknown login, a disabled account, a barred main password and a wrong
 password take the same time and get the same answer. A failure is then counted
 in a short write transaction of its own (so it stays counted whatever happens to
 the request); a success writes only when something changed.
+
+An attempt refused by the throttle costs that one read: no argon2 check, and
+the ``login.throttled`` audit row is written once per key and block, not on
+every refused attempt. One attempt at a time per client address is checked per
+process, so parallel guesses from one address cannot run many argon2 checks at
+once: a second attempt waits for the running one (at most :data:`CHECK_WAIT`
+seconds, then it is checked anyway), or, once the login at that address or the
+address has used up its free failures, is refused at once (429, Retry-After 1,
+not counted).
 """
 
 from __future__ import annotations
@@ -29,6 +38,11 @@ logger = logging.getLogger(__name__)
 # last_used_at of an app password is written at most this often.
 LAST_USED_GRANULARITY = timedelta(seconds=60)
 _SUCCESS_MEMO_LIMIT = 10_000
+_THROTTLED_MEMO_LIMIT = 10_000
+# Seconds an attempt waits for the running check from its address while that
+# address has free failures left (then it is checked anyway); without any
+# left it is refused at once.
+CHECK_WAIT = 5.0
 
 __all__ = ["LoginChecker", "Outcome"]
 
@@ -66,6 +80,11 @@ class LoginChecker:
         # interval per process, not on every request (clients log in on each one).
         self.success_interval = success_interval
         self._recorded: dict[tuple[str, str, str], float] = {}
+        # login.throttled is recorded once per (login, address) and block.
+        self._throttled_until: dict[tuple[str, str], int] = {}
+        # Addresses whose attempt is being checked now (one at a time each).
+        self._checking: set[str] = set()
+        self._checks_done = threading.Condition(threading.Lock())
         self._lock = threading.Lock()
 
     def check(self, login: str, password: str, address: str) -> Outcome:
@@ -75,7 +94,7 @@ class LoginChecker:
         account: _Account | None = None
         with _transaction(self.url) as session:
             if self.policy.enabled:
-                standing = throttle.read(session, login, address)
+                standing = throttle.read(session, self.policy, login, address, now_ms)
             if (
                 not standing.retry_after(now_ms)
                 and len(login) <= MAX_LOGIN_LENGTH
@@ -84,15 +103,37 @@ class LoginChecker:
                 account = self._account(session, login, password)
         retry_after = standing.retry_after(now_ms)
         if retry_after:
-            self._throttled(login, address, retry_after)
+            self._throttled(login, address, standing, retry_after)
             return Outcome(retry_after=retry_after)
-        outcome, new_hash = self._verify(login, password, account)
-        if outcome.user:
-            assert account is not None
-            self._succeeded(outcome, account, standing, address, new_hash)
-        else:
-            self._failed(login, address, now_ms)
+        guarded = bool(address) and self._claim(address, 0.0 if standing.suspect else CHECK_WAIT)
+        if standing.suspect and address and not guarded:
+            # One check at a time from an address without free failures left:
+            # parallel guesses cost no argon2 check each, and are not counted.
+            logger.debug(
+                "Login of %r from %s refused: a check from there is running", login, address
+            )
+            return Outcome(retry_after=1)
+        try:
+            outcome, new_hash = self._verify(login, password, account)
+            if outcome.user:
+                assert account is not None
+                self._succeeded(outcome, account, standing, address, new_hash)
+            else:
+                self._failed(login, address, now_ms)
+        finally:
+            if guarded:
+                with self._checks_done:
+                    self._checking.discard(address)
+                    self._checks_done.notify_all()
         return outcome
+
+    def _claim(self, address: str, wait: float) -> bool:
+        """Mark a check from ``address`` as running, waiting up to ``wait`` s for one running."""
+        with self._checks_done:
+            if not self._checks_done.wait_for(lambda: address not in self._checking, wait):
+                return False
+            self._checking.add(address)
+            return True
 
     # -- reading ----------------------------------------------------------
 
@@ -154,13 +195,26 @@ class LoginChecker:
 
     # -- recording ----------------------------------------------------------
 
-    def _throttled(self, login: str, address: str, retry_after: int) -> None:
+    def _throttled(
+        self, login: str, address: str, standing: throttle.Standing, retry_after: int
+    ) -> None:
+        """Audit and log a refused attempt, once per block of its (login, address)."""
+        key = (login, address)
+        with self._lock:
+            if self._throttled_until.get(key) == standing.blocked_until:
+                return
+            if len(self._throttled_until) >= _THROTTLED_MEMO_LIMIT:
+                self._throttled_until.clear()
+            self._throttled_until[key] = standing.blocked_until
+        detail = {"retry_after": retry_after, "scope": standing.scope}
         with _transaction(self.url, write=True) as session:
-            audit.record_as(
-                session, "", address, "login.throttled", login, {"retry_after": retry_after}
-            )
+            audit.record_as(session, "", address, "login.throttled", login, detail)
         logger.warning(
-            "Login of %r from %s refused unchecked: blocked for %d s", login, address, retry_after
+            "Login of %r from %s refused unchecked (%s): blocked for %d s",
+            login,
+            address,
+            standing.scope,
+            retry_after,
         )
 
     def _failed(self, login: str, address: str, now_ms: int) -> None:
@@ -187,11 +241,11 @@ class LoginChecker:
             if label == outcome.label and (used is None or _utc(used) < now - LAST_USED_GRANULARITY)
         ]
         record = self._success_due(outcome, address)
-        if not (standing.login_failures or stale_app or new_hash or record):
+        if not (standing.pair_failures or stale_app or new_hash or record):
             return
         with _transaction(self.url, write=True) as session:
-            if standing.login_failures:
-                throttle.clear_login(session, outcome.user)
+            if standing.pair_failures:
+                throttle.clear_pair(session, outcome.user, address)
             if stale_app and outcome.credential == "app-password":
                 session.execute(
                     update(AppPassword)
