@@ -155,6 +155,10 @@ def propfind(props: list[str], default_ns: bool = False) -> str:
     return f'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>{inner}</D:prop></D:propfind>'
 
 
+ALLPROP = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+ALLPROP_DEFAULT_NS = '<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>'
+
+
 def sync(props: list[str], token: str = "", extra: str = "<D:sync-level>1</D:sync-level>") -> str:
     inner = "".join(f"<{prop}/>" for prop in props)
     return (
@@ -222,6 +226,41 @@ def test_propfind_depth1_matches_radicale(pair: Pair) -> None:
     assert gzipped.headers["content-encoding"] == "gzip"
 
 
+def test_allprop_depth1_matches_radicale(pair: Pair) -> None:
+    alice = Dav(pair.streaming.url, "alice", PASSWORD)
+    assert alice.mkaddressbook("/alice/empty/").status_code == 201
+    assert alice.mkaddressbook("/alice/one/").status_code == 201
+    assert alice.put("/alice/one/a.vcf", factories.vcard()).status_code == 201
+    mkcalendar(alice, "/alice/cal/")
+    assert alice.put("/alice/cal/e.ics", factories.event()).status_code == 201
+    assert alice.put("/alice/cal/t.ics", factories.todo()).status_code == 201
+    fill_book(alice, "/alice/big/", BIG)
+    proppatch = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+        "<D:displayname>Bigger &amp; better</D:displayname></D:prop></D:set></D:propertyupdate>"
+    )
+    assert alice.request("PROPPATCH", "/alice/big/", proppatch).status_code == 207
+    for path in ("/alice/empty/", "/alice/one/", "/alice/cal/"):
+        for body in (ALLPROP, ALLPROP_DEFAULT_NS):
+            compare(pair, "PROPFIND", path, body, streamed=True, Depth="1")
+    got = compare(
+        pair,
+        "PROPFIND",
+        "/alice/big/",
+        ALLPROP,
+        streamed=True,
+        Depth="1",
+        extra={"Accept-Encoding": "identity"},
+    )
+    assert got.body.count(b"<response>") == BIG + 1
+    gzipped = compare(pair, "PROPFIND", "/alice/big", ALLPROP, streamed=True, Depth="1")
+    assert gzipped.headers["content-encoding"] == "gzip"
+    # Not found, another user's collection, a wrong password: Radicale's answers.
+    compare(pair, "PROPFIND", "/alice/nothing/", ALLPROP, streamed=False, Depth="1")
+    compare(pair, "PROPFIND", "/alice/one/", ALLPROP, streamed=False, login="bob", Depth="1")
+    compare(pair, "PROPFIND", "/alice/one/", ALLPROP, streamed=False, password="wrong", Depth="1")
+
+
 def test_other_requests_are_radicales(pair: Pair) -> None:
     alice = Dav(pair.streaming.url, "alice", PASSWORD)
     fill_book(alice, "/alice/book/", 3)
@@ -230,8 +269,10 @@ def test_other_requests_are_radicales(pair: Pair) -> None:
     compare(pair, "PROPFIND", book, mixed, streamed=False, Depth="1")
     other_ns = propfind([ETAG]).replace("<D:getetag/>", '<C:getctag xmlns:C="urn:x"/>')
     compare(pair, "PROPFIND", book, other_ns, streamed=False, Depth="1")
-    allprop = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
-    compare(pair, "PROPFIND", book, allprop, streamed=False, Depth="1")
+    include = ALLPROP.replace("<D:allprop/>", "<D:allprop/><D:include><D:owner/></D:include>")
+    compare(pair, "PROPFIND", book, include, streamed=False, Depth="1")
+    propname = ALLPROP.replace("allprop", "propname")
+    compare(pair, "PROPFIND", book, propname, streamed=False, Depth="1")
     compare(pair, "PROPFIND", book, None, streamed=False, Depth="1")
     for depth in ("0", "infinity"):
         compare(pair, "PROPFIND", book, propfind([ETAG]), streamed=False, Depth=depth)
@@ -296,8 +337,10 @@ def test_odd_hrefs_and_base_prefix(pair: Pair) -> None:
         assert alice.put(f"/alice/odd%20book/{name}", factories.vcard()).status_code == 201
     book = "/alice/odd%20book/"
     compare(pair, "PROPFIND", book, propfind(ALL), streamed=True, Depth="1")
+    compare(pair, "PROPFIND", book, ALLPROP, streamed=True, Depth="1")
     compare(pair, "REPORT", book, sync([ETAG, CTYPE]), streamed=True, ordered=False)
     prefix = {"X-Script-Name": "/dav"}
+    compare(pair, "PROPFIND", book, ALLPROP, streamed=True, Depth="1", extra=prefix)
     compare(pair, "PROPFIND", book, propfind([ETAG]), streamed=True, Depth="1", extra=prefix)
     compare(pair, "REPORT", book, sync([ETAG]), streamed=True, ordered=False, extra=prefix)
 
@@ -319,6 +362,7 @@ def test_shared_and_company_collections(pair: Pair) -> None:
     for login, path in (("bob", mapped), ("alice", "/alice/contacts/")):
         streamed = login == "alice"
         compare(pair, "PROPFIND", path, propfind([ETAG]), streamed=streamed, login=login, Depth="1")
+        compare(pair, "PROPFIND", path, ALLPROP, streamed=streamed, login=login, Depth="1")
         compare(pair, "REPORT", path, sync([ETAG]), streamed=streamed, ordered=False, login=login)
 
     groups.add_group(pair.url, "sales")
@@ -328,6 +372,7 @@ def test_shared_and_company_collections(pair: Pair) -> None:
     bob = Dav(pair.streaming.url, "bob", PASSWORD)
     assert bob.put(team + "t.vcf", factories.vcard()).status_code == 201
     compare(pair, "PROPFIND", team, propfind(ALL), streamed=True, login="bob", Depth="1")
+    compare(pair, "PROPFIND", team, ALLPROP, streamed=True, login="bob", Depth="1")
     compare(pair, "REPORT", team, sync([ETAG]), streamed=True, ordered=False, login="bob")
     compare(pair, "PROPFIND", team, propfind([ETAG]), streamed=False, Depth="1")
 
@@ -344,6 +389,8 @@ def test_items_over_max_resource_size(migrated_db_url: str, tmp_path: Path) -> N
     with servers(migrated_db_url, tmp_path, "max_resource_size = 1000\n") as pair:
         listed = compare(pair, "PROPFIND", "/alice/book/", propfind(ALL), streamed=True, Depth="1")
         assert b"/alice/book/big.vcf" in listed.body
+        every = compare(pair, "PROPFIND", "/alice/book/", ALLPROP, streamed=True, Depth="1")
+        assert b"/alice/book/big.vcf" in every.body
         synced = compare(
             pair, "REPORT", "/alice/book/", sync([ETAG, CLEN]), streamed=True, ordered=False
         )
@@ -359,6 +406,7 @@ def test_with_radicales_owner_only_rights(migrated_db_url: str, tmp_path: Path) 
         alice = Dav(pair.streaming.url, "alice", PASSWORD)
         fill_book(alice, "/alice/book/", 3)
         compare(pair, "PROPFIND", "/alice/book/", propfind(ALL), streamed=True, Depth="1")
+        compare(pair, "PROPFIND", "/alice/book/", ALLPROP, streamed=True, Depth="1")
         compare(pair, "REPORT", "/alice/book/", sync([ETAG]), streamed=True, ordered=False)
         for method, body in (("PROPFIND", propfind([ETAG])), ("REPORT", sync([ETAG]))):
             compare(pair, method, "/alice/book/", body, streamed=False, login="bob", Depth="1")

@@ -1,8 +1,8 @@
-"""WSGI layer: PROPFIND Depth 1 and initial sync-collection listings, streamed.
+"""WSGI layer: PROPFIND Depth 1 (named properties, allprop) and initial sync-collection, streamed.
 
 Radicale builds the whole multistatus of a listing in memory before sending
-it. For the two listings clients make of whole collections, this layer
-answers itself, in chunks, from one read snapshot of the database and without
+it. For the listings clients make of whole collections, this layer answers
+itself, in chunks, from one read snapshot of the database and without
 reading any item's text, and hands every other request to Radicale unchanged
 (:mod:`~dav_cms.web.listing_request` says which requests qualify).
 
@@ -20,8 +20,12 @@ this); otherwise Radicale answers the original request.
 A PROPFIND answer is Radicale's Depth-0 answer (the collection's own
 ``<response>``, with its headers and namespace declarations) followed by one
 ``<response>`` per item; a sync-collection answer is the sync token and one
-``<response>`` per item. Bodies are gzip-compressed as they are written when
-Radicale compressed its answer. The answer has no ``Content-Length``.
+``<response>`` per item. For allprop, each item's ``<response>`` is Radicale's
+answer to a Depth-0 allprop PROPFIND of the collection's first item, with
+every item's own values (:mod:`~dav_cms.web.listing_template`); when that
+answer cannot be used so, Radicale answers the listing. Bodies are
+gzip-compressed as they are written when Radicale compressed its answer.
+The answer has no ``Content-Length``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from dav_cms.db import availability
 from dav_cms.storage import Storage
 from dav_cms.storage.listing import ListedCollection, Snapshot, collection_version, snapshot
 from dav_cms.web import listing_request as req
-from dav_cms.web import listing_xml
+from dav_cms.web import listing_template, listing_xml
 from dav_cms.web.capture import Capture
 from dav_cms.web.listing_access import Access
 from dav_cms.web.listing_options import stream_listings
@@ -52,7 +56,13 @@ from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger(__name__)
 
+Writer = listing_xml.ResponseWriter | listing_template.Template
 LEAF_TAGS = ("VADDRESSBOOK", "VCALENDAR")
+LOGGED = {
+    req.PROPFIND: "PROPFIND Depth 1",
+    req.ALLPROP: "allprop PROPFIND Depth 1",
+    req.SYNC: "initial sync-collection",
+}
 MULTISTATUS = req.DAV + "multistatus"
 FORWARDED = (
     "HTTP_X_FORWARDED_FOR",
@@ -121,7 +131,7 @@ class Listing:
         probe = self._probe(environ, request, data)
         if probe.code != 207:
             if (
-                request.kind == req.PROPFIND
+                request.kind != req.SYNC
                 or probe.code in (401, 403)
                 or availability.unreachable_reason() is not None
             ):
@@ -165,10 +175,17 @@ class Listing:
 
     # -- Radicale's part --------------------------------------------------------
 
-    def _probe(self, environ: Environ, request: req.ListingRequest, data: bytes) -> _Answer:
-        """Radicale's answer to the Depth-0 PROPFIND that logs in and checks access."""
-        body = data if request.kind == req.PROPFIND else req.PROBE_BODY
+    def _probe(
+        self, environ: Environ, request: req.ListingRequest, data: bytes, path: str | None = None
+    ) -> _Answer:
+        """Radicale's answer to the Depth-0 PROPFIND that logs in and checks access.
+
+        Of the request's path, or of ``path`` (an item of the listing, for its template).
+        """
+        body = req.PROBE_BODY if request.kind == req.SYNC else data
         inner = dict(environ)
+        if path is not None:
+            inner["PATH_INFO"] = path
         inner["REQUEST_METHOD"] = "PROPFIND"
         inner["HTTP_DEPTH"] = "0"
         inner["wsgi.input"] = io.BytesIO(body)
@@ -218,23 +235,31 @@ class Listing:
         collection = self._collection(snap, path, user, request, version)
         if collection is None:
             return None
-        writer = listing_xml.ResponseWriter(request.kind, request.props, href, self.encoding)
-        if request.kind == req.PROPFIND:
+        head: bytes | None
+        if request.kind == req.SYNC:
+            head = listing_xml.sync_head(collection.sync_token, self.encoding)
+            rows = snap.rows(collection.id, self.max_resource_size)
+        else:
             head = _without_tail(plain)
             if head is None:
                 return None
             rows = snap.rows(collection.id)
-        else:
-            head = listing_xml.sync_head(collection.sync_token, self.encoding)
-            rows = snap.rows(collection.id, self.max_resource_size)
         first = next(rows, ())
+        writer: Writer = listing_xml.ResponseWriter(
+            request.kind, request.props, href, self.encoding
+        )
+        if request.kind == req.ALLPROP and first:
+            template = self._template(environ, request, path, plain=plain, href=href, row=first[0])
+            if template is None:
+                return None
+            writer = template
         body = _Body(stack, _chunks(head, first, rows, writer), gzip)
         headers = [(key, value) for key, value in probe.headers if _kept(key, value, request)]
         self.streamed += 1
         # With Radicale's request lines, at its [logging] level (dav_cms's loggers are quieter).
         request_logger.info(
             "Streaming %s listing of %r for %r",
-            "PROPFIND Depth 1" if request.kind == req.PROPFIND else "initial sync-collection",
+            LOGGED[request.kind],
             "/" + path + "/",
             user,
         )
@@ -257,11 +282,33 @@ class Listing:
             return None  # changed while Radicale answered the probe
         if snap.has_children(path) or snap.is_share_path(path):
             return None
-        if request.kind == req.PROPFIND and self.group_folder and snap.has_below(self.group_folder):
+        if request.kind != req.SYNC and self.group_folder and snap.has_below(self.group_folder):
             return None  # Radicale would list the user's group collections too
         if not self.access.may_read(user, path, snap.session):
             return None
         return collection
+
+    def _template(
+        self,
+        environ: Environ,
+        request: req.ListingRequest,
+        path: str,
+        *,
+        plain: bytes,
+        href: str,
+        row: Any,  # noqa: ANN401 - a row of the snapshot
+    ) -> listing_template.Template | None:
+        """The allprop template from Radicale's answer for the item of ``row``, or None."""
+        start = listing_template.root_start(plain)
+        if start is None:
+            return None
+        item_path = pathutils.unstrip_path(path, True) + str(row.href)
+        answer = self._probe(environ, request, _body(environ) or b"", item_path)
+        if answer.code != 207:
+            return None
+        gzip = (answer.header("Content-Encoding") or "").lower() == "gzip"
+        item = zlib.decompress(answer.body, 16 + zlib.MAX_WBITS) if gzip else answer.body
+        return listing_template.template(item, start, href, row, self.encoding)
 
 
 class _Body:
@@ -296,7 +343,7 @@ def _chunks(
     head: bytes,
     first: Sequence[Any],
     rows: Iterator[Sequence[Any]],
-    writer: listing_xml.ResponseWriter,
+    writer: Writer,
 ) -> Iterator[bytes]:
     yield head + writer.batch(first)
     for batch in rows:

@@ -1,7 +1,8 @@
 """dav_cms's own ``[server]`` options of its answering layers.
 
-``stream_listings`` (:mod:`dav_cms.web.listing`) and ``direct_item_reads``
-(:mod:`dav_cms.web.item_reads`).
+``stream_listings`` (:mod:`dav_cms.web.listing`), ``direct_item_reads``
+(:mod:`dav_cms.web.item_reads`), and ``max_heavy_requests``, ``heavy_queue``
+and ``heavy_wait`` (:mod:`dav_cms.web.heavy`).
 
 Added to Radicale's configuration schema next to the limits layer's options,
 so it lives in the ``[server]`` section of the configuration file.
@@ -13,6 +14,28 @@ from typing import Any
 
 from dav_cms.web import limits_base
 
+DEFAULT_MAX_HEAVY_REQUESTS = 2
+DEFAULT_HEAVY_QUEUE = 8
+DEFAULT_HEAVY_WAIT = 10.0
+MAX_HEAVY_WAIT = 3600.0  # an hour: surely a mistake beyond
+
+
+def _not_negative(value: Any) -> int:  # noqa: ANN401 - the configuration's text
+    number = int(value)
+    if number < 0:
+        msg = f"must be 0 or more, not {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+def _seconds(value: Any) -> float:  # noqa: ANN401 - the configuration's text
+    number = float(value)
+    if not 0 <= number <= MAX_HEAVY_WAIT:
+        msg = f"must be a number of seconds from 0 to 3600, not {value!r}"
+        raise ValueError(msg)
+    return number
+
+
 SERVER_OPTIONS: dict[str, dict[str, Any]] = {
     "stream_listings": {
         "value": "True",
@@ -23,6 +46,21 @@ SERVER_OPTIONS: dict[str, dict[str, Any]] = {
         "value": "True",
         "help": "answer GET and HEAD of a user's own item from its row, in one statement",
         "type": bool,
+    },
+    "max_heavy_requests": {
+        "value": str(DEFAULT_MAX_HEAVY_REQUESTS),
+        "help": "listings and reports Radicale answers at once, per process (0: no limit)",
+        "type": _not_negative,
+    },
+    "heavy_queue": {
+        "value": str(DEFAULT_HEAVY_QUEUE),
+        "help": "further listings and reports that wait for their turn; more get 503 at once",
+        "type": _not_negative,
+    },
+    "heavy_wait": {
+        "value": f"{DEFAULT_HEAVY_WAIT:g}",
+        "help": "seconds a listing or report waits for its turn before it gets 503",
+        "type": _seconds,
     },
 }
 
@@ -40,6 +78,14 @@ def stream_listings(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Co
         return bool(configuration.get("server", "stream_listings"))
     except KeyError:
         return True
+
+
+def option(configuration: Any, name: str, default: Any) -> Any:  # noqa: ANN401
+    """``[server] name`` of ``configuration``, ``default`` when its schema lacks it."""
+    try:
+        return configuration.get("server", name)
+    except KeyError:
+        return default
 
 
 def direct_item_reads(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Configuration

@@ -1,14 +1,17 @@
 """Which requests the listing layer answers itself (see :mod:`dav_cms.web.listing`).
 
-Only two shapes, and only with properties dav_cms knows for every item
+Only these shapes, and only with properties dav_cms knows for every item
 without reading its text:
 
 * ``PROPFIND`` with ``Depth: 1`` and a body ``<propfind><prop>...</prop></propfind>``;
+* ``PROPFIND`` with ``Depth: 1`` and a body ``<propfind><allprop/></propfind>``
+  (kind ``ALLPROP``: every item's answer is Radicale's answer for one of them,
+  with the values of its row; see :mod:`dav_cms.web.listing_template`);
 * ``REPORT`` ``<sync-collection>`` without a sync token (the initial sync),
   ``sync-level`` 1 or absent, no ``<limit>``, one ``<prop>``.
 
-Anything else (allprop, propname, other properties or namespaces, other
-depths, no body, unparsable bodies) is left to Radicale.
+Anything else (propname, allprop with ``<include>``, other properties or
+namespaces, other depths, no body, unparsable bodies) is left to Radicale.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ GETCONTENTLENGTH = DAV + "getcontentlength"
 ROW_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE, GETLASTMODIFIED, GETCONTENTLENGTH})
 
 PROPFIND = "propfind"
+ALLPROP = "allprop"
 SYNC = "sync"
 
 # The body of the Depth-0 PROPFIND that authenticates a sync-collection request.
@@ -39,7 +43,10 @@ PROBE_BODY = (
 
 @dataclass(frozen=True)
 class ListingRequest:
-    """A request the layer may stream: its kind and the properties asked for, in order."""
+    """A request the layer may stream: its kind and the properties asked for, in order.
+
+    ``props`` is empty for ``ALLPROP``: Radicale's answer for one item says which.
+    """
 
     kind: str
     props: tuple[str, ...]
@@ -47,18 +54,17 @@ class ListingRequest:
 
 def parse(method: str, depth: str | None, text: str) -> ListingRequest | None:
     """The listing request of a body ``text``, or None when Radicale must answer it."""
-    if method == "PROPFIND" and depth == "1":
+    if (method, depth) == ("PROPFIND", "1"):
         kind = PROPFIND
     elif method == "REPORT":
         kind = SYNC
     else:
         return None
-    if not text.strip():
+    root = _root(text)
+    if root is None:
         return None
-    try:
-        root = ET.fromstring(text)  # noqa: S314 - the limits layer refused DTDs and deep nesting
-    except ET.ParseError:
-        return None
+    if kind == PROPFIND and _is_allprop(root):
+        return ListingRequest(ALLPROP, ())
     prop = _propfind_prop(root) if kind == PROPFIND else _sync_prop(root)
     if prop is None or len(prop) == 0:
         return None
@@ -66,6 +72,23 @@ def parse(method: str, depth: str | None, text: str) -> ListingRequest | None:
     if not all(tag in ROW_PROPS for tag in props):
         return None
     return ListingRequest(kind, props)
+
+
+def _root(text: str) -> ET.Element | None:
+    if not text.strip():
+        return None
+    try:
+        return ET.fromstring(text)  # noqa: S314 - the limits layer refused DTDs and deep nesting
+    except ET.ParseError:
+        return None
+
+
+def _is_allprop(root: ET.Element) -> bool:
+    """``<propfind><allprop/></propfind>``, nothing else in it."""
+    if root.tag != DAV + "propfind" or len(root) != 1:
+        return False
+    allprop = root[0]
+    return allprop.tag == DAV + "allprop" and len(allprop) == 0
 
 
 def _propfind_prop(root: ET.Element) -> ET.Element | None:
