@@ -21,3 +21,17 @@ class NotFoundError(DavCmsError):
 
 class ConflictError(DavCmsError):
     """A record with that name already exists."""
+
+
+class ImportStoppedError(DavCmsError):
+    """An import stopped part-way; the message says what was committed and how to continue.
+
+    Attributes:
+        kind: ``"busy"``, ``"full"`` (see :mod:`dav_cms.db.failures`) or None.
+        counts: What the committed batches did (:class:`dav_cms.transfer_batches.Counts`).
+    """
+
+    def __init__(self, message: str, *, kind: str | None = None, counts: object = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.counts = counts

@@ -1,10 +1,19 @@
-"""Is the database reachable? The signal from the engines to the outage layer.
+"""Is the database reachable, free, not full? The signal from the engines to the outage layer.
 
-Every engine (:func:`dav_cms.db.session.make_engine`) reports its errors here.
-An error that means "the database cannot be reached" — a failed connect, a
-connection the server dropped or is shutting down — marks the request running
-on this thread; :mod:`dav_cms.web.outage` then answers 503 instead of whatever
-Radicale made of the exception (a 500, or a 401 when it happened during login).
+Every engine (:func:`dav_cms.db.session.make_engine`) reports its errors here,
+sorted into three kinds that mark the request running on this thread:
+
+* ``unreachable`` -- a failed connect, a connection the server dropped or is
+  shutting down;
+* ``busy`` -- contention: SQLite's "database is locked" after the busy
+  timeout, PostgreSQL's serialization failures, deadlocks, lock and statement
+  timeouts, too many connections, and a connection pool with nothing free;
+* ``full`` -- no space left: SQLite's ``SQLITE_FULL`` ("database or disk is
+  full"), PostgreSQL's ``disk_full`` (SQLSTATE 53100), an ``OSError`` ENOSPC.
+
+:mod:`dav_cms.web.outage` then answers 503 (unreachable, busy) or 507 (full)
+instead of whatever Radicale made of the exception (a 500, or a 401 when it
+happened during login); the request's transaction has been rolled back.
 
 The mark is per thread because each request runs on one thread from start to
 end (Radicale's threaded server and gunicorn's ``gthread`` workers alike) and
@@ -26,6 +35,8 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from dav_cms.db import failures
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -36,9 +47,17 @@ T = TypeVar("T")
 _UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
-@dataclass
-class _Mark:
-    reason: str = ""
+UNREACHABLE = "unreachable"
+BUSY = failures.BUSY
+FULL = failures.FULL
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What went wrong with the database during this thread's request."""
+
+    kind: str  # UNREACHABLE, BUSY or FULL
+    reason: str
 
 
 _local = threading.local()
@@ -49,16 +68,40 @@ def begin_request() -> None:
     _local.mark = None
 
 
+def marked() -> Mark | None:
+    """The mark of this thread's request: unreachable, busy or full; None if nothing happened."""
+    mark: Mark | None = getattr(_local, "mark", None)
+    return mark
+
+
 def unreachable_reason() -> str | None:
     """Why the database was unreachable during this thread's request, or None if it was not."""
-    mark: _Mark | None = getattr(_local, "mark", None)
-    return None if mark is None else mark.reason
+    mark = marked()
+    return mark.reason if mark is not None and mark.kind == UNREACHABLE else None
+
+
+def note(error: BaseException, kind: str) -> None:
+    """Mark this thread's request as failed for ``kind``.
+
+    The first mark stays, except that "unreachable" replaces "busy" or "full"
+    (an outage explains everything that failed after it).
+    """
+    mark = marked()
+    if mark is None or (kind == UNREACHABLE and mark.kind != UNREACHABLE):
+        _local.mark = Mark(kind, _summary(error))
 
 
 def note_unreachable(error: BaseException) -> None:
     """Mark this thread's request as failed because the database is unreachable."""
-    if getattr(_local, "mark", None) is None:
-        _local.mark = _Mark(_summary(error))
+    note(error, UNREACHABLE)
+
+
+def note_failure(error: BaseException) -> bool:
+    """Mark the request if ``error`` (or its cause) means busy or full; return whether it did."""
+    kind = failures.found_in(error)
+    if kind is not None:
+        note(error, kind)
+    return kind is not None
 
 
 def is_unreachable(error: BaseException) -> bool:
@@ -89,7 +132,10 @@ def _on_error(context: ExceptionContext) -> None:
     connect_failed = context.connection is None and isinstance(
         context.sqlalchemy_exception, OperationalError
     )
-    if context.is_disconnect or dropped or connect_failed:
+    kind = failures.kind_of(original)
+    if kind is not None and not context.is_disconnect:
+        note(original, kind)  # busy or full (also when met while connecting)
+    elif context.is_disconnect or dropped or connect_failed:
         note_unreachable(original)
 
 

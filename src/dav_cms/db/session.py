@@ -16,12 +16,24 @@ from dav_cms.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
+# How long a command waits for SQLite's write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_SYNCHRONOUS_ENV = "DAV_CMS_SQLITE_SYNCHRONOUS"
 SQLITE_SYNCHRONOUS_VALUES = ("NORMAL", "FULL", "EXTRA")
+# Web requests wait at most this long for a lock (SQLite's write lock, a
+# PostgreSQL row or table lock), then get 503 + Retry-After (dav_cms.web.outage).
+REQUEST_LOCK_TIMEOUT_ENV = "DAV_CMS_REQUEST_LOCK_TIMEOUT"
+REQUEST_LOCK_TIMEOUT_SECONDS = 10.0
+MAX_REQUEST_LOCK_TIMEOUT_SECONDS = 3600  # far beyond any client's patience
+# A cap on the size of the SQLite file: writes beyond it fail as on a full disk.
+SQLITE_MAX_SIZE_ENV = "DAV_CMS_SQLITE_MAX_SIZE"
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+# Milliseconds a connection of this process waits for a lock; None: the
+# defaults of commands (SQLite SQLITE_BUSY_TIMEOUT_MS, PostgreSQL no limit).
+_lock_timeout_ms: int | None = None
 
 
 def normalise_url(url: str) -> str:
@@ -59,8 +71,67 @@ def sqlite_synchronous() -> str:
     return value
 
 
+def request_lock_timeout() -> float:
+    """Seconds a web request waits for a lock: ``DAV_CMS_REQUEST_LOCK_TIMEOUT`` or 10."""
+    raw = os.environ.get(REQUEST_LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return REQUEST_LOCK_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_REQUEST_LOCK_TIMEOUT_SECONDS:
+        msg = (
+            f"{REQUEST_LOCK_TIMEOUT_ENV} must be a number of seconds between 0 and "
+            f"{MAX_REQUEST_LOCK_TIMEOUT_SECONDS}"
+        )
+        raise ConfigurationError(msg)
+    return seconds
+
+
+def limit_lock_waits(seconds: float) -> None:
+    """Let every connection of this process wait at most ``seconds`` for a lock.
+
+    For the server's processes (:mod:`dav_cms.web.outage`): SQLite's busy
+    timeout and PostgreSQL's ``lock_timeout``. Pooled connections opened
+    before are closed, so that every connection from now on has the limit.
+    """
+    global _lock_timeout_ms  # noqa: PLW0603 - one setting per process
+    milliseconds = max(1, round(seconds * 1000))
+    if milliseconds == _lock_timeout_ms:
+        return
+    _lock_timeout_ms = milliseconds
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+
+
+def sqlite_max_pages(page_size: int) -> int | None:
+    """``DAV_CMS_SQLITE_MAX_SIZE`` (bytes, or with a K, M or G suffix) in pages; None if unset."""
+    raw = os.environ.get(SQLITE_MAX_SIZE_ENV, "").strip().upper().removesuffix("B")
+    if not raw:
+        return None
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in _SIZE_UNITS else (raw, "")
+    if not number.isdigit() or int(number) == 0:
+        msg = f"{SQLITE_MAX_SIZE_ENV} must be a size in bytes, e.g. 500M or 2G"
+        raise ConfigurationError(msg)
+    return max(1, int(number) * _SIZE_UNITS[unit] // page_size)
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+        if _lock_timeout_ms is None:
+            return
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {int(_lock_timeout_ms)}")
+        cursor.close()
+        dbapi_connection.commit()  # SET is transactional: keep it past the first rollback
+
+
 def _configure_sqlite(engine: Engine) -> None:
     synchronous = sqlite_synchronous()
+    sqlite_max_pages(4096)  # a wrong setting fails now, not at the first connection
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
@@ -69,12 +140,16 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        busy_timeout = SQLITE_BUSY_TIMEOUT_MS if _lock_timeout_ms is None else _lock_timeout_ms
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a killed process loses nothing committed; an OS crash or
         # power cut may lose the last commits (never corrupts). FULL syncs the WAL
         # at every commit (see README, "Crashes and outages").
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        max_pages = sqlite_max_pages(cursor.execute("PRAGMA page_size").fetchone()[0])
+        if max_pages is not None:
+            cursor.execute(f"PRAGMA max_page_count={max_pages}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -101,6 +176,7 @@ def make_engine(url: str) -> Engine:
     availability.watch(engine)
     if engine.dialect.name == "postgresql":
         liveness.watch(engine)
+        _configure_postgresql(engine)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from dav_cms.db import statistics
+from dav_cms.db import availability, statistics
 
 logger = logging.getLogger(__name__)
 
@@ -135,16 +135,20 @@ class Transactions:
 
     def _begin(self, mode: str) -> Session:
         session = Session(self.engine, expire_on_commit=False, autoflush=False)
-        if mode == LOOKUPS:
-            session.connection(execution_options=self._autocommit)
-        elif self.dialect == "sqlite":
-            # "w": take the write lock up front so the request never fails
-            # half-way when upgrading a read transaction; "r": a WAL snapshot.
-            begin = "BEGIN IMMEDIATE" if mode == "w" else "BEGIN"
-            session.connection(execution_options={"dav_cms_begin": begin})
-        elif self.dialect == "postgresql" and mode == "r":
-            # One consistent snapshot for everything a read request looks at.
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        try:
+            if mode == LOOKUPS:
+                session.connection(execution_options=self._autocommit)
+            elif self.dialect == "sqlite":
+                # "w": take the write lock up front so the request never fails
+                # half-way when upgrading a read transaction; "r": a WAL snapshot.
+                begin = "BEGIN IMMEDIATE" if mode == "w" else "BEGIN"
+                session.connection(execution_options={"dav_cms_begin": begin})
+            elif self.dialect == "postgresql" and mode == "r":
+                # One consistent snapshot for everything a read request looks at.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        except BaseException:
+            session.close()  # the lock or a connection was not had: give back what was
+            raise
         return session
 
     @contextmanager
@@ -158,7 +162,12 @@ class Transactions:
             with self._joined(current, mode):
                 yield current
             return
-        uow = UnitOfWork(self._begin(mode), mode)
+        try:
+            session = self._begin(mode)
+        except Exception as exc:
+            availability.note_failure(exc)  # e.g. no pooled connection free in time: busy
+            raise
+        uow = UnitOfWork(session, mode)
         self._local.uow = uow
         try:
             yield uow
@@ -167,7 +176,10 @@ class Transactions:
             else:
                 uow.session.commit()
                 statistics.refresh_after(self.engine, uow.session)
-        except BaseException:
+        except BaseException as exc:
+            # Busy or full (an OSError ENOSPC included) marks the request for the
+            # web layer (503 / 507); the rollback leaves the database as it was.
+            availability.note_failure(exc)
             uow.session.rollback()
             raise
         finally:
