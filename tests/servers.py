@@ -61,6 +61,17 @@ def dav_cms_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from dav_cms.cli import main; sys.exit(main())"]
 
 
+def run_cli(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``dav-cms ARGS --database-url URL``, its output captured (never raises on failure)."""
+    return subprocess.run(
+        [*dav_cms_command(), *args, "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def start_server(
     database_url: str,
     workdir: Path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 from dav_cms import accounts, transfer
 from dav_cms.errors import NotFoundError
 from tests.dav import Dav
-from tests.servers import ServerProcess, dav_cms_command
+from tests.servers import ServerProcess
+from tests.servers import run_cli as _cli
 
 DATA = Path(__file__).parent / "data" / "importers"
 PASSWORD = "import-export-pw"
@@ -20,16 +20,6 @@ PASSWORD = "import-export-pw"
 def alice(migrated_db_url: str) -> str:
     accounts.add_user(migrated_db_url, "alice", PASSWORD)
     return migrated_db_url
-
-
-def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), *args, "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _texts(url: str, name: str) -> dict[str, str]:

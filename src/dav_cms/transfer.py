@@ -2,49 +2,46 @@
 
 Everything goes through Radicale's storage API on dav_cms's storage, so imported
 items are exactly what a client's PUT would store (sync revisions, indexes and
-UID checks included), and one import is one transaction: a crash or an error
-leaves nothing half-written.
+UID checks included). An import is stored in bounded batches, each one
+transaction (:mod:`dav_cms.transfer_batches`): clients are not locked out
+meanwhile, a crash or an error leaves no batch half-written, and running the
+same import again continues where it stopped.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from radicale import config as radicale_config
-from radicale import item as radicale_item
 from radicale import pathutils
 from radicale import storage as radicale_storage
 from sqlalchemy import select
 
-from dav_cms.db.models import Item as ItemRow
+from dav_cms import transfer_batches
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import NotFoundError
-from dav_cms.importers import Entry, ParseResult, Skipped, csv, export, ics, vcf
-from dav_cms.storage import recurrence
-from dav_cms.storage.layout import free_href
+from dav_cms.importers import ParseResult, csv, decoding, export, folds, ics, vcf
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("vcf", "ics", "csv")
 TAGS = {"vcf": "VADDRESSBOOK", "csv": "VADDRESSBOOK", "ics": "VCALENDAR"}
-SUFFIXES = {"VADDRESSBOOK": ".vcf", "VCALENDAR": ".ics"}
+SUFFIXES = transfer_batches.SUFFIXES
 Progress = Callable[[int, int], None]
 
 
 @dataclass
-class ImportSummary:
-    """What an import did."""
+class ImportSummary(transfer_batches.Counts):
+    """What an import did: its batches' counts, the parser's skipped entries first."""
 
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    #: The encoding the file was read in, e.g. ``Windows-1252 (not valid UTF-8)``.
+    encoding: str = ""
 
 
 def detect_format(path: str, explicit: str | None = None) -> str:
@@ -56,15 +53,58 @@ def detect_format(path: str, explicit: str | None = None) -> str:
     return fmt
 
 
-def parse_file(
-    path: str, fmt: str, *, mapping: dict[str, str | None] | None = None, strict: bool = False
-) -> ParseResult:
-    """Parse ``path`` (UTF-8, with or without BOM) as ``fmt``."""
+def read_file(path: str, encoding: str | None = None, fmt: str = "") -> decoding.Decoded:
+    """The text of ``path``, in ``encoding`` or in the one detected.
+
+    Detection: a byte-order mark, else UTF-8, else Windows-1252 (see
+    :mod:`dav_cms.importers.decoding`). For a vCard or iCalendar file (``fmt``)
+    that may be UTF-8, folds inside a multi-byte character are joined first
+    (:mod:`dav_cms.importers.folds`).
+
+    Raises:
+        ValueError: When the file cannot be read or decoded (offset and line named).
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         msg = f"cannot read {path!r}: {exc}"
         raise ValueError(msg) from exc
+    if fmt in ("vcf", "ics") and _may_be_utf8(data, encoding):
+        data = folds.join_split_characters(data)
+    try:
+        return decoding.decode(data, encoding)
+    except ValueError as exc:
+        msg = f"cannot read {path!r}: {exc}"
+        raise ValueError(msg) from exc
+
+
+def _may_be_utf8(data: bytes, encoding: str | None) -> bool:
+    """Whether ``data`` is UTF-8 or undetected 8-bit text (not UTF-16/32, nothing else asked)."""
+    if encoding is not None:
+        try:
+            if codecs.lookup(encoding).name != "utf-8":
+                return False
+        except LookupError:
+            return False
+    return b"\x00" not in data
+
+
+def parse_file(
+    path: str,
+    fmt: str,
+    *,
+    mapping: dict[str, str | None] | None = None,
+    strict: bool = False,
+    encoding: str | None = None,
+) -> ParseResult:
+    """Parse ``path`` as ``fmt`` (its encoding as :func:`read_file` tells it)."""
+    return parse_text(read_file(path, encoding, fmt).text, fmt, mapping=mapping, strict=strict)
+
+
+def parse_text(
+    text: str, fmt: str, *, mapping: dict[str, str | None] | None = None, strict: bool = False
+) -> ParseResult:
+    """Parse the decoded text of a file as ``fmt``."""
     if fmt == "vcf":
         return vcf.parse_vcf(text, strict=strict)
     if fmt == "ics":
@@ -96,40 +136,6 @@ def _collection_path(login: str, name: str) -> str:
     return path
 
 
-@contextmanager
-def _open_collection(
-    storage: radicale_storage.BaseStorage,
-    path: str,
-    tag: str,
-    *,
-    create: bool,
-    props: dict[str, str],
-) -> Iterator[Any]:
-    with storage.acquire_lock("w"):
-        collection = next(iter(storage.discover(path)), None)
-        if collection is None:
-            if not create:
-                msg = f"no collection at {path} (add --create to make it)"
-                raise NotFoundError(msg)
-            storage.create_collection(path, props={"tag": tag, **props})
-            collection = next(iter(storage.discover(path)))
-        if not isinstance(collection, radicale_storage.BaseCollection):
-            msg = f"{path} is an item, not a collection"
-            raise ValueError(msg)
-        if collection.tag != tag:
-            have = collection.tag or "a plain folder"
-            msg = f"{path} is {have}; this file needs a {tag}"
-            raise ValueError(msg)
-        yield collection
-
-
-def _item(text: str, path: str) -> radicale_item.Item:
-    vobject_items = radicale_item.read_components(text)
-    item = radicale_item.Item(collection_path=path.strip("/"), vobject_item=vobject_items[0])
-    item.prepare()
-    return item
-
-
 def import_file(
     url: str,
     path: str,
@@ -141,81 +147,44 @@ def import_file(
     mapping: dict[str, str | None] | None = None,
     strict: bool = False,
     progress: Progress | None = None,
+    encoding: str | None = None,
+    batch_size: int = transfer_batches.DEFAULT_BATCH_SIZE,
+    batch_seconds: float = transfer_batches.DEFAULT_BATCH_SECONDS,
 ) -> ImportSummary:
-    """Import ``path`` into ``/login/name/``; re-importing updates, never duplicates."""
+    """Import ``path`` into ``/login/name/``; re-importing updates, never duplicates.
+
+    ``encoding`` names the file's text encoding; without it the encoding is
+    detected (:func:`read_file`) and the summary says which one was used.
+    Items are stored in batches of at most ``batch_size`` items or about
+    ``batch_seconds`` of work, each one transaction; ``progress`` hears of each
+    committed batch (entries done, entries in all).
+
+    Raises:
+        ImportStoppedError: A batch failed after others were committed (the
+            message says how far it got; running the import again continues).
+    """
     kind = detect_format(path, fmt)
     _check_user(url, login)
     target = _collection_path(login, name)
-    parsed = parse_file(path, kind, mapping=mapping, strict=strict)
+    decoded = read_file(path, encoding, kind)
+    parsed = parse_text(decoded.text, kind, mapping=mapping, strict=strict)
     if strict and parsed.skipped:
         first = parsed.skipped[0]
         msg = f"entry {first.position} (line {first.line}): {first.reason}"
         raise ValueError(msg)
-    summary = ImportSummary(skipped=list(parsed.skipped))
-    tag = TAGS[kind]
+    summary = ImportSummary(skipped=list(parsed.skipped), encoding=decoded.description)
+    limits = transfer_batches.Limits(batch_size, batch_seconds)
     props = {"D:displayname": name.strip("/"), **parsed.properties}
+    where = transfer_batches.Target(target, TAGS[kind], create, props)
     storage = open_storage(url)
-    with _open_collection(storage, target, tag, create=create, props=props) as collection:
-        existing = _hrefs_by_uid(storage, collection)
-        total = len(parsed.entries)
-        for number, entry in enumerate(parsed.entries, 1):
-            item = _item(entry.text, target)
-            refusal = _refusal(storage, item)
-            if refusal is not None:
-                if strict:
-                    msg = f"entry {entry.position} (line {entry.line}): {refusal}"
-                    raise ValueError(msg)
-                summary.skipped.append(Skipped(entry.position, refusal, entry.line))
-            else:
-                _store(collection, entry, item, existing=existing, summary=summary)
-            if progress is not None:
-                progress(number, total)
+    if strict:
+        transfer_batches.check_all(storage, parsed.entries, target)
+    counts = transfer_batches.store(
+        storage, where, parsed.entries, limits=limits, progress=progress
+    )
+    summary.add(counts)
+    summary.batches, summary.done = counts.batches, counts.done
     return summary
-
-
-def _hrefs_by_uid(storage: Any, collection: Any) -> dict[str, tuple[str, str]]:  # noqa: ANN401
-    """{uid: (href, etag)} of the collection, from the index (no parsing)."""
-    with storage.transactions.session() as session:
-        rows = session.execute(
-            select(ItemRow.uid, ItemRow.href, ItemRow.etag).where(
-                ItemRow.collection_id == collection.id, ItemRow.uid.is_not(None)
-            )
-        )
-        return {row.uid: (row.href, row.etag) for row in rows}
-
-
-def _refusal(storage: Any, item: radicale_item.Item) -> str | None:  # noqa: ANN401
-    """Why the storage would refuse ``item`` (checked first, so the rest still imports)."""
-    try:
-        recurrence.check_density(item.vobject_item, storage.max_rrule_occurrence)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _store(
-    collection: radicale_storage.BaseCollection,
-    entry: Entry,
-    item: radicale_item.Item,
-    *,
-    existing: dict[str, tuple[str, str]],
-    summary: ImportSummary,
-) -> None:
-    uid = entry.uid
-    known = existing.get(uid)
-    if known is not None:
-        href, etag = known
-        if etag == item.etag:
-            summary.unchanged += 1
-            return
-        collection.upload(href, item)
-        summary.updated += 1
-    else:
-        suffix = SUFFIXES[collection.tag]
-        href = free_href(uid, item.etag, suffix, {href for href, _ in existing.values()})
-        collection.upload(href, item)
-        summary.created += 1
-    existing[uid] = (href, item.etag)
 
 
 def export_collection(url: str, login: str, name: str, fmt: str) -> str:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dav_cms import transfer
+from dav_cms import transfer, transfer_batches
 from dav_cms.cli.common import CliError, add_database_option, database_url
 from dav_cms.importers import csv as csv_importer
+from dav_cms.importers import decoding
 
 
 def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
@@ -22,7 +23,23 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     imp.add_argument("--format", choices=transfer.FORMATS, help="default: from the extension")
     imp.add_argument("--mapping", metavar="FILE", help="CSV column mapping (JSON)")
     imp.add_argument(
+        "--encoding",
+        type=_encoding,
+        metavar="NAME",
+        help="the file's text encoding, e.g. cp1250 (default: detected from a byte-order "
+        "mark, else UTF-8, else Windows-1252)",
+    )
+    imp.add_argument(
         "--strict", action="store_true", help="abort (import nothing) on the first bad entry"
+    )
+    imp.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=transfer_batches.DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="items per transaction (at most; a batch also ends after about "
+        f"{transfer_batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
+        f"{transfer_batches.DEFAULT_BATCH_SIZE})",
     )
     add_database_option(imp)
     imp.set_defaults(func=_import)
@@ -34,6 +51,37 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
     add_database_option(exp)
     exp.set_defaults(func=_export)
     register_radicale_import(subparsers)
+
+
+def _encoding(name: str) -> str:
+    """``--encoding``: a known text encoding (argparse reports a usage error otherwise)."""
+    try:
+        return decoding.check_encoding(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _batch_size(text: str) -> int:
+    """``--batch-size``: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        msg = f"not a batch size: {text!r} (a whole number, at least 1)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _batch_progress() -> transfer.Progress:
+    """After each committed batch: the bar on a terminal, else one line on stderr."""
+    bar = _progress_bar()
+    if bar is not None:
+        return bar
+    batches = 0
+
+    def show(done: int, total: int) -> None:
+        nonlocal batches
+        batches += 1
+        print(f"batch {batches} committed: {done} of {total} entries", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _progress_bar() -> transfer.Progress | None:
@@ -64,14 +112,18 @@ def _import(args: argparse.Namespace) -> int:
             create=args.create,
             mapping=mapping,
             strict=args.strict,
-            progress=_progress_bar(),
+            progress=_batch_progress(),
+            encoding=args.encoding,
+            batch_size=args.batch_size,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     print(
         f"created {summary.created}, updated {summary.updated}, unchanged {summary.unchanged}, "
-        f"skipped {len(summary.skipped)}"
+        f"skipped {len(summary.skipped)} (in {summary.batches} "
+        f"{'batch' if summary.batches == 1 else 'batches'})"
     )
+    print(f"read {args.file} as {summary.encoding}")
     for skipped in summary.skipped:
         print(f"  skipped entry {skipped.position} (line {skipped.line}): {skipped.reason}")
     return 0
@@ -96,26 +148,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def register_radicale_import(subparsers: Any) -> None:  # noqa: ANN401
-    """Add ``import-radicale``."""
-    parser = subparsers.add_parser(
-        "import-radicale", help="move a Radicale file-storage folder into the database"
-    )
-    parser.add_argument("folder", help="Radicale's filesystem_folder (or its collection-root)")
-    add_database_option(parser)
-    parser.set_defaults(func=_import_radicale)
+    """Add ``import-radicale`` (see :mod:`dav_cms.cli.radicale_import`)."""
+    from dav_cms.cli import radicale_import  # noqa: PLC0415
 
-
-def _import_radicale(args: argparse.Namespace) -> int:
-    from dav_cms.radicale_import import import_radicale  # noqa: PLC0415
-
-    url = database_url(args)
-    try:
-        summary = import_radicale(url, args.folder, progress=_progress_bar())
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    print(f"imported {summary.collections} collections, {summary.items} items")
-    if summary.problems:
-        print(f"could not import {len(summary.problems)}:")
-        for problem in summary.problems:
-            print(f"  {problem}")
-    return 0
+    radicale_import.register(subparsers)

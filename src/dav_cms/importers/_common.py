@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,17 +145,23 @@ def stable_uid(kind: str, text: str) -> str:
     return str(uuid.uuid5(UID_NAMESPACE, kind + "\n" + "\n".join(kept)))
 
 
-def radicale_text(component: Any, tag: str, max_occurrence: int) -> str:  # noqa: ANN401
+def radicale_text(
+    component: Any,  # noqa: ANN401 - a vobject component
+    tag: str,
+    max_occurrence: int,
+    reparse: Callable[[str], list[Any]] = radicale_item.read_components,
+) -> str:
     """Check and serialise one item the way Radicale does on PUT.
 
     Runs ``check_and_sanitize_items`` and ``Item.prepare`` and serialises; the text
-    is parsed and serialised again until it no longer changes, so that it is
-    stable under :mod:`dav_cms.importers.export` round trips.
+    is parsed (with ``reparse``) and serialised again until it no longer changes,
+    so that it is stable under :mod:`dav_cms.importers.export` round trips.
 
     Args:
         component: The vobject VCARD or VCALENDAR (it must have its UID).
         tag: ``VADDRESSBOOK`` or ``VCALENDAR``.
         max_occurrence: Radicale's ``max_vevent_rrule_occurrence``.
+        reparse: How the text is read again (Radicale's reader by default).
 
     Returns:
         The item text.
@@ -175,7 +181,7 @@ def radicale_text(component: Any, tag: str, max_occurrence: int) -> str:  # noqa
             text: str = item.serialize()
             if text == previous:
                 return text
-            components = radicale_item.read_components(text)
+            components = reparse(text)
         except ValueError:
             raise
         except Exception as exc:

@@ -4,7 +4,10 @@ Column layouts are recognised by the header row: Google Contacts (the older
 ``Name, Given Name, Family Name, E-mail 1 - Type, E-mail 1 - Value`` and the newer
 ``First Name, Last Name, E-mail 1 - Label``), Outlook (``First Name, Last Name,
 E-mail Address, Business Phone, Home Street, Company, Job Title, Notes``) and the
-dav-cms export layout, whose headers are column specs themselves. Other files
+dav-cms export layout, whose headers are column specs themselves (there a cell
+that begins with one ``'`` before ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return loses that quote, which the export adds against spreadsheet formulas: see
+:mod:`dav_cms.importers.formulas`). Other files
 need a ``mapping``: a dict (or JSON file, see :func:`load_mapping`) from column
 header to column spec; the mapping is also applied on top of a recognised layout.
 
@@ -39,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dav_cms.importers import ParseResult
+from dav_cms.importers import ParseResult, formulas
 from dav_cms.importers._common import Collector
 from dav_cms.importers.vcf import normalise_card
 
@@ -133,6 +136,7 @@ for _where, _type in (("Business", ";TYPE=work"), ("Home", ";TYPE=home"), ("Othe
         ("Country/Region", "country"),
         ("Country", "country"),
         ("PO Box", "box"),
+        ("Address PO Box", "box"),
     ):
         _OUTLOOK[f"{_where} {_column}"] = f"ADR.{_part}{_type}"
 
@@ -221,11 +225,8 @@ def column_specs(
     """
     names = [name.strip() for name in header]
     specs: list[Spec | None] = [None] * len(names)
-    try:
-        own = [parse_spec(name, known_only=True) if name else None for name in names]
-    except ValueError:
-        own = []
-    if any(own):
+    own = _own_specs(names)
+    if own:
         specs = own
     else:
         outlook = any(name in ("E-mail Address", "Business Phone", "Home Street") for name in names)
@@ -245,13 +246,28 @@ def column_specs(
     return specs
 
 
+def is_export_layout(header: list[str]) -> bool:
+    """Whether every header is a column spec (the dav-cms export layout)."""
+    return bool(_own_specs([name.strip() for name in header]))
+
+
+def _own_specs(names: list[str]) -> list[Spec | None]:
+    """The specs the headers are themselves, or ``[]`` when one is not a spec."""
+    try:
+        own = [parse_spec(name, known_only=True) if name else None for name in names]
+    except ValueError:
+        return []
+    return own if any(own) else []
+
+
 def parse_csv(
     text: str, mapping: Mapping[str, str | None] | None = None, *, strict: bool = False
 ) -> ParseResult:
     """Parse a CSV contact list into one vCard 3.0 entry per row.
 
     Args:
-        text: The file content (BOM, quoted newlines, ``,``/``;``/tab delimiters).
+        text: The file content, decoded (see :mod:`dav_cms.importers.decoding`; a BOM,
+            quoted newlines, ``,``/``;``/tab delimiters are fine).
         mapping: Column header -> column spec, applied on top of the recognised layout.
         strict: Raise on the first problem instead of skipping the row.
 
@@ -267,6 +283,7 @@ def parse_csv(
     delimiter = max((",", ";", "\t"), key=first.count)
     reader = _csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     specs: list[Spec | None] | None = None
+    exported = False
     position = line = 0
     while True:
         line = reader.line_num + 1
@@ -279,7 +296,7 @@ def parse_csv(
             position += specs is not None
             continue
         if specs is None:
-            specs = column_specs(row, mapping)
+            specs, exported = column_specs(row, mapping), is_export_layout(row)
             if not any(specs):
                 collector.skip(0, line, "no known columns in the header: give a mapping")
                 return collector.result
@@ -287,6 +304,8 @@ def parse_csv(
         if not any(cell.strip() for cell in row):
             continue
         position += 1
+        if exported:
+            row = [formulas.restore(cell) for cell in row]
         try:
             card = build_card(specs, row)
             if card is None:

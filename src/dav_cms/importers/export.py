@@ -17,6 +17,12 @@ CSV columns (:func:`to_csv`) -- every header is a column spec of
 TYPE values are comma-separated. A card the other columns cannot reproduce
 exactly (a vCard 4.0 card, a PHOTO, grouped or parameterised properties, ...)
 also has its complete text in the ``VCARD`` column, which the importer prefers.
+
+A cell a spreadsheet would run as a formula (it begins with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) is written with a ``'`` in front, except a
+strict ``+49 30 1234`` phone number in a ``TEL`` column (see
+:mod:`dav_cms.importers.formulas`); the importer takes the quote off again. The
+``.vcf`` and ``.ics`` exports are the stored texts, unchanged.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from typing import Any
 
 from radicale import item as radicale_item
 
+from dav_cms.importers import formulas
 from dav_cms.importers._common import Block, Stray, split_blocks, split_lines, unfold
-from dav_cms.importers.csv import MULTI, PARTS, build_card, column_specs
+from dav_cms.importers.csv import MULTI, PARTS, Spec, build_card, column_specs
 from dav_cms.importers.vcf import normalise_card
 
 #: PRODID of exported calendars (the importer replaces it with Radicale's).
@@ -121,8 +128,18 @@ def to_csv(texts: Iterable[str]) -> str:
                 row[header.index(f"{prop}.type#{i}")] = ",".join(types)
         if values["other"] or not _reproduces(specs, row, text):
             row[-1] = text
-        writer.writerow(row)
+        writer.writerow(
+            [
+                formulas.neutralise(cell, phone=_is_phone(spec))
+                for spec, cell in zip(specs, row, strict=True)
+            ]
+        )
     return out.getvalue()
+
+
+def _is_phone(spec: Spec | None) -> bool:
+    """Whether the column holds phone numbers (``TEL#i``)."""
+    return spec is not None and spec.prop == "TEL" and not spec.part
 
 
 def _read_card(text: str) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """vCard files (2.1, 3.0 and 4.0, many cards per file) to Radicale items.
 
-vCard 2.1 cards are converted to 3.0 keeping every property: vobject already
-decodes ``ENCODING=QUOTED-PRINTABLE`` (in the declared ``CHARSET``); the ``CHARSET``
-parameters are then dropped (the text is Unicode), ``ENCODING=BASE64`` becomes
-``ENCODING=b`` and bare 2.1 type parameters (``TEL;WORK;VOICE``) become ``TYPE``
-values (``TEL;TYPE=WORK,VOICE``), which vobject would otherwise drop silently. Bare
-parameters are converted in 3.0/4.0 cards too. A card without ``FN`` gets one
-from ``N``, ``ORG``, ``NICKNAME``, ``EMAIL`` or ``TEL`` (vobject refuses to
-serialise a card without ``FN``); a card with none of these is skipped.
+Every property of a card is kept with its meaning: :mod:`dav_cms.importers.vcardprops`
+decodes each value (vCard 2.1 quoted-printable in its ``CHARSET``, base64, bare
+2.1 parameters, see :mod:`dav_cms.importers.vcard21`) and writes it in the
+canonical 3.0/4.0 form vobject keeps unchanged; values vobject would alter
+(URIs, ``TEL``, extensions) are put back verbatim before Radicale serialises
+the card. vCard 2.1 cards become 3.0. A card without ``FN`` gets one from ``N``,
+``ORG``, ``NICKNAME``, ``EMAIL`` or ``TEL`` (vobject refuses to serialise a card
+without ``FN``); a card with none of these is skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dav_cms.importers._common import (
     split_lines,
     stable_uid,
 )
+from dav_cms.importers.vcardprops import apply_raw, card_props, render
 
 _FN_SOURCES = ("org", "nickname", "email", "tel")
 
@@ -77,15 +78,8 @@ def normalise_card(text: str) -> tuple[str, str]:
     Raises:
         ValueError: When the card cannot be read or Radicale rejects it.
     """
-    try:
-        components = radicale_item.read_components(text)
-    except Exception as exc:
-        raise ValueError(describe(exc)) from exc
-    if len(components) != 1 or components[0].name != "VCARD":
-        msg = "not exactly one vCard"
-        raise ValueError(msg)
+    components = _read(text)
     card = components[0]
-    _upgrade(card)
     _ensure_fn(card)
     uid = str(radicale_item.get_uid(card)).strip()
     if not uid:
@@ -96,26 +90,21 @@ def normalise_card(text: str) -> tuple[str, str]:
         except Exception as exc:
             raise ValueError(describe(exc)) from exc
         card.add("uid").value = uid
-    return uid, radicale_text(card, "VADDRESSBOOK", 0)
+    return uid, radicale_text(card, "VADDRESSBOOK", 0, reparse=_read)
 
 
-def _upgrade(card: Any) -> None:  # noqa: ANN401
-    """Convert 2.1 specifics to 3.0 in place (see the module docstring)."""
-    version = card.contents.get("version")
-    old = not version or str(version[0].value).strip() in ("2.1", "1.0", "")
-    for child in card.getChildren():
-        if child.singletonparams:
-            types = child.params.setdefault("TYPE", [])
-            types.extend(value for value in child.singletonparams if value not in types)
-            child.singletonparams = []
-        child.params.pop("CHARSET", None)
-        encoding = child.params.get("ENCODING")
-        if encoding and encoding[0].upper() == "BASE64":
-            child.params["ENCODING"] = ["b"]
-    if old:
-        while hasattr(card, "version"):
-            card.remove(card.version)
-        card.add("version").value = "3.0"
+def _read(text: str) -> list[Any]:
+    """One vCard as vobject reads it, with every value kept (see the module docstring)."""
+    props = card_props(text)
+    try:
+        components = radicale_item.read_components(render(props))
+    except Exception as exc:
+        raise ValueError(describe(exc)) from exc
+    if len(components) != 1 or components[0].name != "VCARD":
+        msg = "not exactly one vCard"
+        raise ValueError(msg)
+    apply_raw(components[0], props)
+    return components
 
 
 def _ensure_fn(card: Any) -> None:  # noqa: ANN401
