@@ -26,7 +26,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from dav_cms import accounts, app_passwords, audit_log, redact, shares
-from tests import factories
+from tests import factories, rawhttp
 from tests.dav import MKCOL_ADDRESSBOOK, Dav
 from tests.servers import ServerProcess, start_server
 
@@ -318,6 +318,12 @@ def test_token_never_logged(migrated_db_url: str, tmp_path: Path, mode: str) -> 
         assert requests.get(link + "ada.vcf", timeout=30).status_code == 200
         requests.request("PROPFIND", link, headers={"Depth": "1"}, timeout=30)
         requests.get(f"{site.server.url}/.web/?link={link}", headers={"Referer": link}, timeout=30)
+        # Refused by the HTTP server itself, before the application: logged with the path too.
+        refused = rawhttp.exchange(
+            site.server.port,
+            rawhttp.head("PUT", site.token + "x.vcf", {"Content-Length": "many"}),
+        )
+        assert refused[0] == 400, refused
         json_type = {"Content-Type": "application/json"}
         site.post_sharing("update", {"PathOrToken": site.token, "Permissions": "r"}, **json_type)
         site.post_sharing("disable", {"PathOrToken": site.token}, **json_type)
@@ -327,6 +333,7 @@ def test_token_never_logged(migrated_db_url: str, tmp_path: Path, mode: str) -> 
         log = site.server.log()
         assert "/.token/v1/[REDACTED]/" in log  # the requests were logged...
         assert secret not in log  # ...without the token
+        assert "Refused PUT request for '/.token/v1/[REDACTED]/x.vcf'" in log
         events = audit_log.events(site.url)
         assert {"share.add", "share.revoke", "item.create"} <= {event.action for event in events}
         for hidden in (secret, writable.removeprefix("/.token/v1/").strip("/")):
