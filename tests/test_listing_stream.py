@@ -410,3 +410,29 @@ def test_with_radicales_owner_only_rights(migrated_db_url: str, tmp_path: Path) 
         compare(pair, "REPORT", "/alice/book/", sync([ETAG]), streamed=True, ordered=False)
         for method, body in (("PROPFIND", propfind([ETAG])), ("REPORT", sync([ETAG]))):
             compare(pair, method, "/alice/book/", body, streamed=False, login="bob", Depth="1")
+
+
+def test_group_share_over_an_own_collection_is_radicales(pair: Pair) -> None:
+    """A ``{user}`` placeholder share at a path of the user's own collection: Radicale maps it."""
+    alice = Dav(pair.streaming.url, "alice", PASSWORD)
+    bob = Dav(pair.streaming.url, "bob", PASSWORD)
+    fill_book(bob, "/bob/book/", 3)
+    # alice's own collection at the path the group share will take in her home.
+    fill_book(alice, "/alice/bob-book/", 2)
+    groups.add_group(pair.url, "sales")
+    groups.add_member(pair.url, "sales", "alice")
+    _cli(pair.url, "share", "add", "/bob/book/", "--group", "sales", "--permissions", "r")
+    clash = "/alice/bob-book/"
+    listed = compare(pair, "PROPFIND", clash, propfind([ETAG]), streamed=False, Depth="1")
+    assert listed.body.count(b"</response>") == 4  # bob's book and its three cards
+    compare(pair, "PROPFIND", clash, ALLPROP, streamed=False, Depth="1")
+    compare(pair, "REPORT", clash, sync([ETAG]), streamed=False, ordered=False)
+    # A collection no share maps is still streamed, the group share present or not.
+    fill_book(alice, "/alice/mine/", 2)
+    compare(pair, "PROPFIND", "/alice/mine/", propfind([ETAG]), streamed=True, Depth="1")
+    compare(pair, "REPORT", "/alice/mine/", sync([ETAG]), streamed=True, ordered=False)
+    # bob is no member: for him the placeholder resolves to nothing in his home.
+    fill_book(bob, "/bob/bob-book/", 1)
+    compare(
+        pair, "PROPFIND", "/bob/bob-book/", propfind([ETAG]), streamed=True, login="bob", Depth="1"
+    )

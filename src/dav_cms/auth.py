@@ -181,9 +181,11 @@ class Auth(radicale_auth.BaseAuth):
     ) -> tuple[str, set[str]]:
         """The login as :meth:`_login`, with its groups when dav_cms.group is configured."""
         user = self._login_ext(login, password, context)
-        if not user or self._groups is None:
-            return user, set()
-        return user, set(self._groups.groups(user))
+        groups = set() if not user or self._groups is None else set(self._groups.groups(user))
+        state = request_context.current()
+        if state is not None:
+            state.groups = frozenset(groups)
+        return user, groups
 
 
 def policy_of(configuration: radicale_config.Configuration) -> throttle.Policy:

@@ -31,6 +31,8 @@ class RequestState:
     # The credentials the auth plugin checked in this request (login, password
     # digest): asked again for the same ones, it answers without a second check.
     checked: tuple[str, bytes] | None = None
+    # The groups of the logged-in user, as the auth plugin handed them to Radicale.
+    groups: frozenset[str] = frozenset()
 
 
 _current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(

@@ -29,29 +29,32 @@ item paths get "".
   which the storage lists for the user's groups.
 * Anybody else gets "" and Radicale answers 403.
 
-Nothing is cached: each call reads the database, inside the request's
-transaction when one is open.
+The letters are the access policy's (:mod:`dav_cms.policy.rights`); this
+plugin hands them to Radicale. Nothing is cached: each call reads the
+database, inside the request's transaction when one is open.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from radicale import config as radicale_config
-from radicale import pathutils
 from radicale import rights as radicale_rights
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dav_cms.config import PLUGIN_SCHEMA_OPTION, ensure_sqlite_dir, plugin_database_url
 from dav_cms.db.migrate import ensure_schema
-from dav_cms.db.models import Collection, CollectionGrant, GroupMember, User
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage.layout import COMPANY_ROOT
+from dav_cms.policy.rights import (
+    LOCKED_PROPERTIES,
+    RESHAPE,
+    SessionOpener,
+    decide,
+    granted,
+    is_admin,
+    structural_rights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,18 @@ PLUGIN_CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     "rights": {"database_url": PLUGIN_SCHEMA_OPTION},
 }
 
-__all__ = ["PLUGIN_CONFIG_SCHEMA", "Rights", "check_guarded", "decide", "structural_rights"]
+__all__ = [
+    "LOCKED_PROPERTIES",
+    "PLUGIN_CONFIG_SCHEMA",
+    "RESHAPE",
+    "Rights",
+    "SessionOpener",
+    "check_guarded",
+    "decide",
+    "granted",
+    "is_admin",
+    "structural_rights",
+]
 
 # Radicale options that must keep these values while dav_cms.rights decides:
 # the other value would let share recipients and group members reshape
@@ -70,46 +84,6 @@ GUARDED: dict[tuple[str, str], bool] = {
     ("rights", "permit_overwrite_collection"): False,
     ("sharing", "enforce_properties_overlay"): True,
 }
-
-
-# What the owner of a calendar or address book may do beyond reading and
-# writing its items: delete it (D) and replace it whole (O).
-RESHAPE = "DO"
-# Added to a group member's grant on a company collection: properties locked.
-LOCKED_PROPERTIES = "l"
-
-
-def structural_rights(parts: list[str]) -> str:
-    """The letters an owner has at a path of the given segments (owner_only's shape)."""
-    company = parts[0] == COMPANY_ROOT
-    collection_depth = 3 if company else 2
-    if len(parts) < collection_depth:
-        return "RW"
-    if len(parts) == collection_depth:
-        return "rw" + RESHAPE
-    return ""
-
-
-def is_admin(session: Session, login: str) -> bool:
-    """True when ``login`` is an enabled administrator."""
-    return bool(
-        session.scalar(
-            select(User.id).where(User.login == login, User.is_admin, User.disabled.is_(False))
-        )
-    )
-
-
-def granted(session: Session, login: str, path: str) -> str:
-    """The union of the grants of ``login``'s groups on the collection at ``path``."""
-    found = session.scalars(
-        select(CollectionGrant.permissions)
-        .join(Collection, Collection.id == CollectionGrant.collection_id)
-        .join(GroupMember, GroupMember.group_id == CollectionGrant.group_id)
-        .join(User, User.id == GroupMember.user_id)
-        .where(Collection.path == path, User.login == login)
-    ).all()
-    letters = set("".join(found)) & set("rw")
-    return "".join(letter for letter in "rw" if letter in letters)
 
 
 def check_guarded(configuration: radicale_config.Configuration) -> None:
@@ -142,25 +116,3 @@ class Rights(radicale_rights.BaseRights):
     def authorization(self, user: str, user_groups: set[str], path: str) -> str:
         """The letters ``user`` has at ``path`` ("" means 403)."""
         return decide(user, path, self.transactions.session)
-
-
-SessionOpener = Callable[[], AbstractContextManager[Session]]
-
-
-def decide(user: str, path: str, session_of: SessionOpener) -> str:
-    """The letters ``user`` has at ``path``; ``session_of`` opens a session when one is needed."""
-    if not user:
-        return ""
-    sane_path = pathutils.strip_path(path)
-    if not sane_path:
-        return "R"
-    parts = sane_path.split("/")
-    if parts[0] == user and user != COMPANY_ROOT:
-        return structural_rights(parts)
-    with session_of() as session:
-        if is_admin(session, user):
-            return structural_rights(parts)
-        if parts[0] == COMPANY_ROOT and len(parts) == 3:
-            letters = granted(session, user, sane_path)
-            return letters + LOCKED_PROPERTIES if letters else ""
-    return ""

@@ -47,7 +47,8 @@ GROUP_PREFIX = radicale_sharing.SHARING_SEPARATOR_GROUP
 REALM_PREFIX = radicale_sharing.SHARING_SEPARATOR_REALM
 USER_PLACEHOLDER = "{user}"
 TOKEN_PREFIX = "/.token/"  # noqa: S105 - a URL prefix, not a secret
-TOKEN_RE = re.compile(r"/\.token/(" + radicale_sharing.TOKEN_PATTERN_V1 + r")/?")
+TOKEN_PATTERN: str = radicale_sharing.TOKEN_PATTERN_V1
+TOKEN_RE = re.compile(r"/\.token/(" + TOKEN_PATTERN + r")/?")
 TOKEN_RANDOM_BYTES = 33  # 44 characters of URL-safe base64, no padding
 PERMISSIONS = ("r", "rw")
 # Flags Radicale's API adds to every share with a group (see BaseSharing.post).

@@ -22,7 +22,7 @@ from radicale import config as radicale_config
 from radicale import sharing as radicale_sharing
 from radicale import types
 from radicale.sharing import common
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from dav_cms.db.models import Share
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.errors import DavCmsError
+from dav_cms.policy import shares as policy_shares
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +48,6 @@ NOT_FOUND = {"status": "not-found"}
 ERROR = {"status": "error"}
 
 __all__ = ["PLUGIN_CONFIG_SCHEMA", "Sharing"]
-
-# The rows shares.select_rows(path_or_token=P, ShareType=T) reads, built once:
-# the statement (and its compiled form) is reused by every lookup.
-_CANDIDATES = (
-    select(*Share.__table__.columns)
-    .where(
-        Share.share_type == bindparam("share_type"),
-        or_(
-            Share.path_or_token == bindparam("path_or_token"),
-            shares.placeholder_rows(),  # the same rule as select_rows
-        ),
-    )
-    .order_by(Share.id)
-)
-# The same for up to four paths at once (request scopes, see _remembered_candidates).
-_CANDIDATES_OF_PATHS = (
-    select(*Share.__table__.columns)
-    .where(
-        Share.share_type == bindparam("share_type"),
-        or_(inlist.condition(Share.path_or_token, 4), shares.placeholder_rows()),
-    )
-    .order_by(Share.id)
-)
 
 
 class Sharing(radicale_sharing.BaseSharing):
@@ -133,6 +111,25 @@ class Sharing(radicale_sharing.BaseSharing):
             environ, base_prefix, path, user, user_groups, request_info
         )
         return answer
+
+    # -- resolution: the access policy's answer ------------------------------------------
+
+    def sharing_collection_by_token_resolver(self, path: str) -> dict[str, Any] | None:
+        """The token share ``path`` names, by the access policy (:mod:`dav_cms.policy.shares`)."""
+        if not self.sharing_collection_by_token:
+            return None
+        return _as_share(policy_shares.resolve_token(self._candidates, path), path, "")
+
+    def sharing_collection_by_map_resolver(
+        self, path: str, user: str, user_groups: set[str]
+    ) -> dict[str, Any] | None:
+        """The map share ``path`` resolves to for ``user``, by the access policy."""
+        if not self.sharing_collection_by_map:
+            return None
+        groups = frozenset(user_groups or ())
+        return _as_share(
+            policy_shares.resolve_map(self._candidates, path, user, groups), path, user
+        )
 
     # -- Radicale's contract ------------------------------------------------------------
 
@@ -239,7 +236,8 @@ class Sharing(radicale_sharing.BaseSharing):
             with self.transactions.lookup() as connection:
                 rows = list(
                     connection.execute(
-                        _CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
+                        policy_shares.CANDIDATES,
+                        {"share_type": share_type, "path_or_token": path_or_token},
                     )
                 )
         else:
@@ -266,7 +264,7 @@ class Sharing(radicale_sharing.BaseSharing):
             with self.transactions.lookup() as connection:
                 rows = list(
                     connection.execute(
-                        _CANDIDATES_OF_PATHS,
+                        policy_shares.CANDIDATES_OF_PATHS,
                         {"share_type": share_type, **inlist.parameters(paths, 4)},
                     )
                 )
@@ -440,3 +438,38 @@ class Sharing(radicale_sharing.BaseSharing):
         except SQLAlchemyError:
             return self._failed("delete")
         return dict(SUCCESS)
+
+
+def _as_share(
+    found: dict[str, Any] | policy_shares.Refused | None, path: str, user: str
+) -> dict[str, Any] | None:
+    """The policy's answer in the shape Radicale's resolver hands to its request handlers."""
+    if found is None:
+        return None
+    if isinstance(found, policy_shares.Refused):
+        logger.info("sharing: %r for %r not resolved: %s", path, user, found.reason)
+        return {"error": found.reason}
+    logger.info(
+        "sharing/%s: resolved %r->%r, user %r->%r, Permissions=%r",
+        found["ShareType"],
+        found["PathOrToken"],
+        found["PathMapped"],
+        user,
+        found["Owner"],
+        found["Permissions"],
+    )
+    return {
+        "mapped": True,
+        "ShareType": found["ShareType"],
+        "PathOrToken": found["PathOrToken"],
+        "PathMapped": found["PathMapped"],
+        "Owner": found["Owner"],
+        "User": found["User"],
+        "Hidden": found["HiddenByOwner"] or found["HiddenByUser"],
+        "EnabledByOwner": found["EnabledByOwner"],
+        "EnabledByUser": found["EnabledByUser"],
+        "Permissions": found["Permissions"],
+        "Properties": found["Properties"],
+        "Conversion": found["Conversion"],
+        "Actions": found["Actions"],
+    }

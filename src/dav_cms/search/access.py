@@ -1,11 +1,12 @@
 """The address books a user may read, each with the path the user reaches it by.
 
-The decision is the server's: :func:`dav_cms.rights.decide` (what
-``[rights] type = dav_cms.rights`` answers) for the user's own address books,
-company address books and, for administrators, every address book; for a map
-share, Radicale's own row matching (``radicale.sharing.common``) and its access
-check (the owner's rights on the shared collection, intersected with the
-share's permissions). Token links belong to no user and are left out, as are
+The decision is the access policy's (:mod:`dav_cms.policy`), the one the
+server asks: :func:`dav_cms.policy.decide` (what ``[rights] type =
+dav_cms.rights`` answers) for the user's own address books, company address
+books and, for administrators, every address book; for a map share, the
+policy's share matching (:func:`dav_cms.policy.shares.shared_with`) and the
+access check Radicale makes (the owner's rights on the shared collection,
+intersected with the share's permissions). Token links belong to no user and are left out, as are
 shares that turn an address book into something else (``Conversion`` such as
 ``bday``): through them the user cannot read the cards.
 """
@@ -17,15 +18,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from radicale import pathutils
-from radicale import rights as radicale_rights
-from radicale.sharing import SHARING_SEPARATOR_GROUP
-from radicale.sharing import common as sharing_common
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dav_cms import groups, rights, shares
+from dav_cms import groups, shares
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, Share, User
-from dav_cms.storage.layout import COMPANY_ROOT
+from dav_cms.names import COMPANY_ROOT
+from dav_cms.policy import rights
+from dav_cms.policy import shares as policy_shares
 
 ADDRESSBOOK = "VADDRESSBOOK"
 # Shares through which the cards are read as they are.
@@ -81,10 +81,8 @@ def _shared(
     session: Session, login: str, session_of: rights.SessionOpener
 ) -> Iterator[tuple[int, str]]:
     """(collection id, path in the user's home) of the address books shared with ``login``."""
-    member_of = sorted(groups.groups_of(session, login))
-    user_lookup = login + (SHARING_SEPARATOR_GROUP + ",".join(member_of) if member_of else "")
-    matched = []
-    # Radicale's matching decides; SQL only skips rows for other single users.
+    member_of = frozenset(groups.groups_of(session, login))
+    # The policy's matching decides; SQL only skips rows for other single users.
     candidates = select(Share).where(
         Share.share_type == "map",
         or_(
@@ -93,19 +91,14 @@ def _shared(
             Share.user.startswith(shares.REALM_PREFIX, autoescape=True),
         ),
     )
-    for row in session.scalars(candidates.order_by(Share.id)):
-        record = sharing_common.database_common_check_row_match(
-            row=shares.to_record(row), ShareType="map", User=user_lookup
-        )
-        if record is not None:
-            matched.append(record)
-    for record in sharing_common.database_common_filter_resolved_duplicate_shares(matched):
+    records = [shares.to_record(row) for row in session.scalars(candidates.order_by(Share.id))]
+    for record in policy_shares.shared_with(records, login, member_of):
         if record["EnabledByOwner"] is not True or record["EnabledByUser"] is not True:
             continue
         if record["Conversion"] not in PLAIN_CONVERSIONS:
             continue
         owner_letters = rights.decide(record["Owner"], record["PathMapped"], session_of)
-        if "r" not in radicale_rights.intersect(owner_letters, record["Permissions"]):
+        if "r" not in set(owner_letters) & set(record["Permissions"]):
             continue
         collection_id = session.scalar(
             select(Collection.id).where(

@@ -5,9 +5,10 @@ size, component), the row says whether the user's principal exists (Radicale
 creates a missing one first), whether a collection is stored at the item's
 own path (Radicale's ``discover`` would answer with it), and whether a share
 could map the path (a map share at one of the paths Radicale's resolver asks
-for, or one with a per-user placeholder): then the layer leaves the request to
-Radicale. The statement is compiled once per dialect and run on the driver's
-own connection in autocommit mode: one round trip.
+for, or one with a per-user placeholder): then the layer asks the access
+policy whether one does for this user. The statement is compiled once per
+dialect and run on the driver's own connection in autocommit mode: one round
+trip.
 """
 
 from __future__ import annotations

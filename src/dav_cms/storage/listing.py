@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from dav_cms import shares
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Share
+from dav_cms.policy import shares as policy_shares
 from dav_cms.storage import sync
 
 if TYPE_CHECKING:
@@ -103,14 +105,27 @@ class Snapshot:
         )
         return self.session.execute(stmt).first() is not None
 
-    def is_share_path(self, path: str) -> bool:
-        """Whether a share's path starts with ``/path`` (sharing maps or lists those paths)."""
+    def share_records(self, path: str) -> list[dict[str, Any]]:
+        """The share records whose path may be at or below ``/path`` for some user.
+
+        Those stored there, and every record with a per-user placeholder (the
+        access policy, :mod:`dav_cms.policy.shares`, says which apply to whom).
+        """
         stmt = (
-            select(Share.id)
-            .where(Share.path_or_token.startswith(f"/{path}", autoescape=True))
-            .limit(1)
+            select(Share)
+            .where(
+                or_(
+                    Share.path_or_token.startswith(f"/{path}", autoescape=True),
+                    shares.placeholder_rows(),
+                )
+            )
+            .order_by(Share.id)
         )
-        return self.session.execute(stmt).first() is not None
+        return [shares.to_record(row) for row in self.session.scalars(stmt)]
+
+    def share_candidates(self, share_type: str, path_or_token: str) -> list[dict[str, Any]]:
+        """The records that may resolve ``path_or_token`` (:data:`dav_cms.policy.ShareRows`)."""
+        return policy_shares.candidate_records(self.session.connection(), share_type, path_or_token)
 
     def rows(self, collection_id: int, max_size: int | None = None) -> Iterator[Sequence[Any]]:
         """The collection's items (of at most ``max_size`` bytes) by id, in batches of rows."""

@@ -13,9 +13,12 @@ plugin through Radicale's own ``Access``. Everything else goes to Radicale
 unchanged, and so does any request the layer cannot be sure about: other
 methods, a query string, a proxy prefix or forwarded headers, a path that is
 not ``/USER/COLLECTION/ITEM`` of the logged-in user, a failed login, a missing
-principal, a path a share could map, an item over ``max_resource_size``, or
-a configuration whose auth, group or rights plugin is not one of those listed
-below. With ``[auth] type = dav_cms.auth`` a login that failed here is not
+principal, a path the access policy (:mod:`dav_cms.policy`) says a share maps
+for this user and their groups, an item over ``max_resource_size``, or a
+configuration whose auth, group, rights or sharing plugin is not one of those
+listed below. The row's statement says whether any share could map the path
+(one stored at it or a per-user placeholder); only then is the policy asked,
+with one more statement. With ``[auth] type = dav_cms.auth`` a login that failed here is not
 checked (or counted) a second time when Radicale asks (:mod:`dav_cms.auth`).
 ``[server] direct_item_reads = False`` turns the layer off.
 """
@@ -38,10 +41,13 @@ from radicale import rights as radicale_rights
 from radicale.app import base as radicale_app_base
 from radicale.log import logger as request_logger
 
+from dav_cms import policy
 from dav_cms.db import availability
+from dav_cms.policy import shares as policy_shares
 from dav_cms.storage.item_row import ItemRowFound, ItemRowReader
 from dav_cms.storage.items import http_date, is_safe_href
-from dav_cms.web.listing_access import DAV_CMS_AUTH, RIGHTS_TYPES
+from dav_cms.web import fastpaths
+from dav_cms.web.listing_access import DAV_CMS_AUTH, RIGHTS_TYPES, sharing_modes
 from dav_cms.web.listing_options import direct_item_reads
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
@@ -65,7 +71,7 @@ PATH_CACHE = 4096
 
 def wrap(app: WSGIApp, radicale: Any, configuration: Any) -> WSGIApp:  # noqa: ANN401
     """``app`` with the layer in front (``app`` itself when it cannot be used)."""
-    if not direct_item_reads(configuration):
+    if not direct_item_reads(configuration) or not fastpaths.allowed():
         return app
     reader = _reader(radicale, configuration)
     if reader is None:
@@ -75,13 +81,14 @@ def wrap(app: WSGIApp, radicale: Any, configuration: Any) -> WSGIApp:  # noqa: A
 
 def _reader(radicale: Any, configuration: Any) -> ItemRowReader | None:  # noqa: ANN401
     """The statement runner for Radicale's storage, if the configuration allows the layer."""
-    if configuration.get("storage", "type") != "dav_cms.storage":
-        return None
-    if str(configuration.get("auth", "type")) not in AUTH_TYPES:
-        return None
-    if str(configuration.get("group", "type")) in GROUP_TYPES_OFF:
-        return None
-    if str(configuration.get("rights", "type")) not in RIGHTS_TYPES:
+    plugins_known = (
+        configuration.get("storage", "type") == "dav_cms.storage"
+        and str(configuration.get("auth", "type")) in AUTH_TYPES
+        and str(configuration.get("group", "type")) not in GROUP_TYPES_OFF
+        and str(configuration.get("rights", "type")) in RIGHTS_TYPES
+        and sharing_modes(configuration) is not None
+    )
+    if not plugins_known:
         return None
     needed = (
         "_auth",
@@ -114,6 +121,7 @@ class ItemReads:
         self.reader = reader
         self.configuration = configuration
         self.max_resource_size = int(configuration.get("server", "max_resource_size"))
+        self.modes = sharing_modes(configuration) or policy.SharingModes()
         folder = str(configuration.get("group", "group_collections_folder") or "")
         self.group_folder = pathutils.strip_path(pathutils.sanitize_path(folder)).split("/")[0]
         # The same paths come back (a client fetches what changed): Radicale's path checks
@@ -149,6 +157,8 @@ class ItemReads:
         if not self._trusted(found):
             return None
         assert found is not None
+        if found.shared and not self._own_path(path, user, groups):
+            return None
         status, headers, body = self._response(environ, found)
         request_logger.info(
             "%s response status for %r from its row in %.3f seconds %s %d bytes: %s",
@@ -218,13 +228,26 @@ class ItemReads:
             )
         )
 
+    def _own_path(self, path: str, user: str, groups: set[str]) -> bool:
+        """Whether the access policy says ``path`` means itself for ``user`` (no share maps it)."""
+        if not self.modes.enabled:
+            return True
+        with self.reader.engine.connect() as connection:
+            found = policy.target(
+                functools.partial(policy_shares.candidate_records, connection),
+                path,
+                user,
+                frozenset(groups),
+                self.modes,
+            )
+        return found.is_own_path
+
     def _trusted(self, found: ItemRowFound | None) -> bool:
         """Whether Radicale would answer with exactly this row."""
         return (
             found is not None
             and found.principal
             and not found.nested
-            and not found.shared
             and found.size <= self.max_resource_size
             and found.name in xmlutils.OBJECT_MIMETYPES
         )

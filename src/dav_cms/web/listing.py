@@ -12,10 +12,12 @@ PROPFIND of ``resourcetype``), which logs the user in and checks access. An
 answer other than 207 is returned as it is (for a sync-collection only 401
 and 403; other answers come from Radicale's own REPORT). After a 207, the
 layer streams only when the request path is a calendar or address book stored
-at exactly that path, nothing is shared at or below it, nothing else would be
-listed with it, and the logged-in user may read it (the configured rights
-plugin; :mod:`~dav_cms.web.listing_access` says which configurations allow
-this); otherwise Radicale answers the original request.
+at exactly that path, nothing else would be listed with it, and the access
+policy (:mod:`dav_cms.policy`, asked through
+:mod:`~dav_cms.web.listing_access`, which also says which configurations allow
+this) answers that the path means itself for the logged-in user and their
+groups (no share, token or ``{user}`` placeholder maps it or is listed in it)
+and that they may read it; otherwise Radicale answers the original request.
 
 A PROPFIND answer is Radicale's Depth-0 answer (the collection's own
 ``<response>``, with its headers and namespace declarations) followed by one
@@ -47,8 +49,8 @@ from radicale.log import logger as request_logger
 from dav_cms.db import availability
 from dav_cms.storage import Storage
 from dav_cms.storage.listing import ListedCollection, Snapshot, collection_version, snapshot
+from dav_cms.web import fastpaths, listing_template, listing_xml
 from dav_cms.web import listing_request as req
-from dav_cms.web import listing_template, listing_xml
 from dav_cms.web.capture import Capture
 from dav_cms.web.listing_access import Access
 from dav_cms.web.listing_options import stream_listings
@@ -74,7 +76,7 @@ FORWARDED = (
 
 def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
     """``app`` with this layer around it (``app`` itself when the layer is off)."""
-    if not stream_listings(configuration):
+    if not stream_listings(configuration) or not fastpaths.allowed():
         return app
     if configuration.get("storage", "type") != "dav_cms.storage":
         return app
@@ -221,7 +223,7 @@ class Listing:
         version: tuple[Any, ...] | None,
     ) -> Iterable[bytes] | None:
         """Start the streamed answer, or None when Radicale must answer."""
-        user = self.access.user(environ)
+        user, groups = self.access.user(environ)
         gzip = (probe.header("Content-Encoding") or "").lower() == "gzip"
         plain = zlib.decompress(probe.body, 16 + zlib.MAX_WBITS) if gzip else probe.body
         path = _sane_path(environ)
@@ -232,7 +234,7 @@ class Listing:
         if unquote(href) != _base_prefix(environ) + pathutils.unstrip_path(path, True):
             return None
         snap = stack.enter_context(snapshot(self.storage))
-        collection = self._collection(snap, path, user, request, version)
+        collection = self._collection(snap, path, (user, groups), request, version)
         if collection is None:
             return None
         head: bytes | None
@@ -270,21 +272,26 @@ class Listing:
         self,
         snap: Snapshot,
         path: str,
-        user: str,
+        who: tuple[str, frozenset[str]],
         request: req.ListingRequest,
         version: tuple[Any, ...],
     ) -> ListedCollection | None:
-        """The collection to list, when nothing but its items would be in the answer."""
+        """The collection to list, when nothing but its items would be in the answer.
+
+        The access policy decides: the path must mean itself for the user (no
+        share maps it or would be listed in it) and the user must be allowed to read it.
+        """
+        user, groups = who
         collection = snap.collection(path)
         if collection is None or collection.tag not in LEAF_TAGS:
             return None
         if collection.version != version:
             return None  # changed while Radicale answered the probe
-        if snap.has_children(path) or snap.is_share_path(path):
+        if snap.has_children(path) or not self.access.own_path(snap, user, groups, path):
             return None
         if request.kind != req.SYNC and self.group_folder and snap.has_below(self.group_folder):
             return None  # Radicale would list the user's group collections too
-        if not self.access.may_read(user, path, snap.session):
+        if not self.access.may_read(user, path, snap):
             return None
         return collection
 
