@@ -25,7 +25,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data, ops, report, servers, throughput
+from bench import data, ops, report, servers, shares, throughput
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOTES = [
@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ops", default="", help="only operations whose name contains this (comma-separated: any)"
+    )
+    parser.add_argument(
+        "--group-shares",
+        type=int,
+        default=0,
+        help="group shares (of other users, to other groups) in dav_cms's database",
     )
     parser.add_argument("--out", default="bench/RESULTS.md", help="Markdown report to write")
     args = parser.parse_args(argv)
@@ -192,6 +198,8 @@ def bench_server(
         data.load_storage(
             servers.storage_configuration(storage), dataset.cards[:size], dataset.events[:size]
         )
+        if backend != "radicale" and args.group_shares:
+            shares.add_group_shares(where, args.group_shares)
         run.load_seconds = time.monotonic() - loading
         if backend == "postgresql":
             servers.settle_postgresql(where)

@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from radicale import pathutils
-from radicale import sharing as radicale_sharing
 from sqlalchemy import ColumnElement, and_, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
@@ -42,12 +41,31 @@ logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
-FIELDS: tuple[str, ...] = tuple(radicale_sharing.DB_FIELDS_V1)
-GROUP_PREFIX = radicale_sharing.SHARING_SEPARATOR_GROUP
-REALM_PREFIX = radicale_sharing.SHARING_SEPARATOR_REALM
+# Radicale 3.9's record format (radicale.sharing: DB_FIELDS_V1, SHARING_SEPARATOR_GROUP,
+# SHARING_SEPARATOR_REALM, TOKEN_PATTERN_V1), kept here so that the access policy and
+# the store need no Radicale plugin module; tests/test_policy_shares.py checks they agree.
+FIELDS: tuple[str, ...] = (
+    "ShareType",
+    "PathOrToken",
+    "PathMapped",
+    "Conversion",
+    "Owner",
+    "User",
+    "Permissions",
+    "EnabledByOwner",
+    "EnabledByUser",
+    "HiddenByOwner",
+    "HiddenByUser",
+    "TimestampCreated",
+    "TimestampUpdated",
+    "Properties",
+    "Actions",
+)
+GROUP_PREFIX = ":"
+REALM_PREFIX = "@"
 USER_PLACEHOLDER = "{user}"
 TOKEN_PREFIX = "/.token/"  # noqa: S105 - a URL prefix, not a secret
-TOKEN_PATTERN: str = radicale_sharing.TOKEN_PATTERN_V1
+TOKEN_PATTERN = r"v1/[a-zA-Z0-9_\-]{44}"  # noqa: S105 - the form of a token, not one
 TOKEN_RE = re.compile(r"/\.token/(" + TOKEN_PATTERN + r")/?")
 TOKEN_RANDOM_BYTES = 33  # 44 characters of URL-safe base64, no padding
 PERMISSIONS = ("r", "rw")

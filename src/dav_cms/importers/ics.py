@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import radicale
 from radicale import item as radicale_item
-from radicale.app.put import PRODID
 
 from dav_cms.importers import DEFAULT_MAX_RRULE_OCCURRENCE, ParseResult
 from dav_cms.importers._common import (
@@ -35,6 +35,8 @@ _OBJECTS = ("VEVENT", "VTODO", "VJOURNAL")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 _EMPTY_UID = re.compile(r"UID[ \t]*:[ \t]*$", re.IGNORECASE)
 _PROPERTIES = {"X-WR-CALNAME": "D:displayname", "X-WR-CALDESC": "C:calendar-description"}
+# The PRODID Radicale gives what it stores from an upload (radicale.app.put.PRODID).
+PRODID = "-//Radicale//NONSGML Version " + radicale.VERSION + "//EN"
 _HEADER = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\n"
 _FOOTER = "END:VCALENDAR\r\n"
 
