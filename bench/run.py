@@ -93,6 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="group shares (of other users, to other groups) in dav_cms's database",
     )
+    parser.add_argument(
+        "--no-fast-paths",
+        action="store_true",
+        help="dav_cms with [server] stream_listings and direct_item_reads off",
+    )
     parser.add_argument("--out", default="bench/RESULTS.md", help="Markdown report to write")
     args = parser.parse_args(argv)
     args.size_list = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
@@ -123,7 +128,7 @@ LABELS = {
 
 @contextlib.contextmanager
 def prepared_server(
-    backend: str, workdir: Path, pg_url: str
+    backend: str, workdir: Path, pg_url: str, *, fast_paths: bool = True
 ) -> Iterator[tuple[servers.Server, dict[str, dict[str, str]], str]]:
     """The server of ``backend`` with an empty store: (server, storage config, store URL)."""
     if backend == "radicale":
@@ -131,11 +136,11 @@ def prepared_server(
         yield server, storage, str(workdir / "collections")
     elif backend == "sqlite":
         url = f"sqlite:///{workdir / 'dav_cms.sqlite3'}"
-        server, storage = servers.dav_cms_server(workdir, url)
+        server, storage = servers.dav_cms_server(workdir, url, fast_paths=fast_paths)
         yield server, storage, url
     else:
         with servers.postgresql_database(pg_url) as url:
-            server, storage = servers.dav_cms_server(workdir, url)
+            server, storage = servers.dav_cms_server(workdir, url, fast_paths=fast_paths)
             yield server, storage, url
 
 
@@ -192,7 +197,11 @@ def bench_server(
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix=f"dav_cms_bench_{backend}_") as tmp,
-        prepared_server(backend, Path(tmp), args.pg_url) as (server, storage, where),
+        prepared_server(backend, Path(tmp), args.pg_url, fast_paths=not args.no_fast_paths) as (
+            server,
+            storage,
+            where,
+        ),
     ):
         loading = time.monotonic()
         data.load_storage(

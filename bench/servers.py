@@ -201,10 +201,15 @@ def radicale_server(workdir: Path) -> tuple[Server, dict[str, dict[str, str]]]:
     return server, storage
 
 
-def dav_cms_server(workdir: Path, database_url: str) -> tuple[Server, dict[str, dict[str, str]]]:
-    """``dav-cms serve`` with its SQL storage on ``database_url``."""
+FAST_PATHS_OFF = "\n[server]\nstream_listings = False\ndirect_item_reads = False\n"
+
+
+def dav_cms_server(
+    workdir: Path, database_url: str, *, fast_paths: bool = True
+) -> tuple[Server, dict[str, dict[str, str]]]:
+    """``dav-cms serve`` with its SQL storage on ``database_url`` (fast paths on or off)."""
     config = workdir / "dav-cms.ini"
-    config.write_text(COMMON_CONFIG)
+    config.write_text(COMMON_CONFIG + ("" if fast_paths else FAST_PATHS_OFF))
     command = [
         *DAV_CMS_COMMAND,
         "--host",
