@@ -14,11 +14,13 @@ from dav_cms.cli import (
     db,
     duplicates,
     groups,
+    reindex,
     search,
     serve,
     shares,
     transfer,
     users,
+    verify,
 )
 from dav_cms.cli.common import CliError
 from dav_cms.errors import DavCmsError
@@ -35,6 +37,8 @@ COMMANDS = (
     search,
     duplicates,
     audit,
+    reindex,
+    verify,
 )
 
 

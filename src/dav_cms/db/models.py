@@ -22,6 +22,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dav_cms.db.base import Base
 
+# 0001-01-01T00:00:00Z in epoch seconds (Radicale's earliest time-range bound).
+EARLIEST = -62135596800
 # SQLite only gives an auto-incrementing rowid alias to INTEGER PRIMARY KEY.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -215,6 +217,8 @@ class CardField(Base):
     value_folded: Mapped[str | None] = mapped_column(Text)
     # vCard TEL: the ASCII digits of the value; calendar rows: the component's position.
     value_digits: Mapped[str | None] = mapped_column(Text)
+    # The version of the indexing code that built the row (dav_cms.storage.index_versions).
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CardSearch(Base):
@@ -258,10 +262,14 @@ class Occurrence(Base):
 
 
 class OccurrenceHorizon(Base):
-    """Marks a calendar item whose :class:`Occurrence` rows are exact up to ``horizon``."""
+    """Marks a calendar item whose :class:`Occurrence` rows are exact from ``floor`` to ``horizon``.
+
+    The rows are trusted only when ``version`` is the current one; ``renew_at``
+    is when the walk should be made again to keep the horizon ahead of time.
+    """
 
     __tablename__ = "occurrence_horizons"
-    __table_args__ = (Index(None, "collection_id", "horizon"),)
+    __table_args__ = (Index(None, "collection_id", "horizon"), Index(None, "renew_at"))
 
     item_id: Mapped[int] = mapped_column(
         ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
@@ -270,6 +278,14 @@ class OccurrenceHorizon(Base):
     component: Mapped[str] = mapped_column(String(16))
     # Epoch seconds: a time-range whose end is at most this is answered exactly.
     horizon: Mapped[int] = mapped_column(BigInteger)
+    # Epoch seconds: ... and whose start is at least this (earlier intervals are not kept).
+    floor: Mapped[int] = mapped_column(BigInteger, default=EARLIEST, server_default=str(EARLIEST))
+    # Epoch seconds: the clock the walk was made with (its window follows from it).
+    walked_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Epoch seconds: when the horizon schedule walks the item again.
+    renew_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The version of the code that made the walk (dav_cms.storage.index_versions).
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LoginFailure(Base):

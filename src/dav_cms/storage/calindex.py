@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.storage import cardindex, occurrences
+from dav_cms.storage.index_versions import CALENDAR as VERSION
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 PROPERTIES = ("SUMMARY", "DESCRIPTION", "LOCATION")
@@ -47,23 +48,25 @@ def field_name(component: str, prop: str) -> str:
 
 def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
     """The index rows of a parsed iCalendar item (markers, then values as text-match sees them)."""
-    rows: list[dict[str, Any]] = [{"name": MARKER, "value_folded": None, "value_digits": None}]
+    rows: list[dict[str, Any]] = [_row(MARKER, None, None)]
     for component in COMPONENTS:
         for position, child in enumerate(vobject_item.contents.get(component.lower(), [])):
             where = str(position)
-            rows.append({"name": component, "value_folded": None, "value_digits": where})
+            rows.append(_row(component, None, where))
             for prop in PROPERTIES:
                 name = field_name(component, prop)
                 for line in child.contents.get(prop.lower(), []):
                     values = line.value if type(line.value) is list else [line.value]
                     if not values:
-                        rows.append({"name": name, "value_folded": None, "value_digits": where})
+                        rows.append(_row(name, None, where))
                     for value in values:
                         text = value if isinstance(value, str) else str(value)
-                        rows.append(
-                            {"name": name, "value_folded": text.lower(), "value_digits": where}
-                        )
+                        rows.append(_row(name, text.lower(), where))
     return rows
+
+
+def _row(name: str, folded: str | None, where: str | None) -> dict[str, Any]:
+    return {"name": name, "value_folded": folded, "value_digits": where, "version": VERSION}
 
 
 def add_fields(
@@ -93,15 +96,24 @@ def index_item(
     if not replace:
         add_fields(session, collection_id, [(item_id, rows)])
         return
+    replace_rows(session, item_id, collection_id, rows)
+
+
+def replace_rows(
+    session: Session, item_id: int, collection_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Make a stored calendar item's text rows ``rows`` (:func:`field_rows`); only changes."""
     stored, _ = cardindex.stored_rows(session, item_id, search=False)
     cardindex.rewrite_fields(session, item_id, collection_id, stored, rows)
 
 
 def indexed(collection_id: int) -> ColumnElement[bool]:
-    """Whether a calendar item has index rows."""
+    """Whether a calendar item has index rows of the current version (older ones are untrusted)."""
     return ItemRow.id.in_(
         select(CardField.item_id).where(
-            CardField.collection_id == collection_id, CardField.name == MARKER
+            CardField.collection_id == collection_id,
+            CardField.name == MARKER,
+            CardField.version == VERSION,
         )
     )
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.storage import searchindex
+from dav_cms.storage.index_versions import CARDS as VERSION
 
 # Properties kept besides X-* ones.
 INDEXED = frozenset(
@@ -48,8 +49,8 @@ _NOT_DIGITS = re.compile(r"[^0-9]")
 _COLLATIONS = (None, "i;ascii-casemap", "i;unicode-casemap")
 _MATCH_TYPES = ("equals", "contains", "starts-with", "ends-with")
 INSERT_BATCH = 1000
-# What makes two index rows of an item the same: (name, value_folded, value_digits).
-Key = tuple[str, str | None, str | None]
+# What makes two index rows of an item the same: (name, value_folded, value_digits, version).
+Key = tuple[str, str | None, str | None, int]
 # A stored index row of an item: (id, collection_id, key).
 StoredRow = tuple[int, int, Key]
 
@@ -72,14 +73,18 @@ def indexed_values(vobject_item: Any) -> Iterator[tuple[str, list[str]]]:  # noq
 
 def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
     """The index rows of a parsed vCard: the marker, then one per value (as text-match sees it)."""
-    rows: list[dict[str, Any]] = [{"name": MARKER, "value_folded": None, "value_digits": None}]
+    rows: list[dict[str, Any]] = [_row(MARKER, None, None)]
     for name, texts in indexed_values(vobject_item):
         if not texts:
-            rows.append({"name": name, "value_folded": None, "value_digits": None})
+            rows.append(_row(name, None, None))
         for text in texts:
             digits = _NOT_DIGITS.sub("", text) if name == "TEL" else None
-            rows.append({"name": name, "value_folded": text.lower(), "value_digits": digits})
+            rows.append(_row(name, text.lower(), digits))
     return rows
+
+
+def _row(name: str, folded: str | None, digits: str | None) -> dict[str, Any]:
+    return {"name": name, "value_folded": folded, "value_digits": digits, "version": VERSION}
 
 
 def add_fields(
@@ -113,6 +118,13 @@ def index_item(
     if not replace:
         add_fields(session, collection_id, [(item_id, rows)])
         return
+    replace_rows(session, item_id, collection_id, rows)
+
+
+def replace_rows(
+    session: Session, item_id: int, collection_id: int, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Make a stored vCard's index and search rows ``rows`` (:func:`field_rows`); only changes."""
     stored, search = stored_rows(session, item_id, search=True)
     rewrite_fields(session, item_id, collection_id, stored, rows)
     searchindex.rewrite_body(session, item_id, collection_id, search, rows)
@@ -131,22 +143,23 @@ def stored_rows(
         CardField.name,
         CardField.value_folded,
         CardField.value_digits,
+        CardField.version,
     ).where(CardField.item_id == item_id)
     statement: Executable = fields
     if search:
         statement = union_all(fields, searchindex.stored_row(item_id))
     rows: list[StoredRow] = []
     body: tuple[int, str] | None = None
-    for row_id, row_collection, name, folded, digits in session.execute(statement):
+    for row_id, row_collection, name, folded, digits, version in session.execute(statement):
         if row_id is None:  # the search row (card_fields ids are never NULL)
             body = (row_collection, folded)
         else:
-            rows.append((row_id, row_collection, (name, folded, digits)))
+            rows.append((row_id, row_collection, (name, folded, digits, version)))
     return rows, body
 
 
 def _key(row: Mapping[str, Any]) -> Key:
-    return (row["name"], row["value_folded"], row["value_digits"])
+    return (row["name"], row["value_folded"], row["value_digits"], row["version"])
 
 
 def rewrite_fields(
@@ -197,8 +210,8 @@ class _Fallback(Exception):  # noqa: N818
 
 
 def indexed(collection_id: int) -> ColumnElement[bool]:
-    """Whether an item has index rows."""
-    return _has(collection_id, MARKER)
+    """Whether an item has index rows built by the current code (older ones are not trusted)."""
+    return _has(collection_id, MARKER, CardField.version == VERSION)
 
 
 def filter_condition(

@@ -8,15 +8,28 @@ applied) and says yes when one interval ``(a, b)`` has ``start < b and a < end``
 It stops early at the first master interval that begins after ``end``.
 
 At write time the same walk is made here, with Radicale's own function, and
-every interval it visits is stored (``occurrences``, per item and component
-type). Then "some row has ``start_ts < end and end_ts > start``" is Radicale's
-answer for every range whose ``end`` the stored walk reached. The walk is cut
-at the first master interval that begins more than :data:`HORIZON` seconds
-after the later of the write time and the item's first master interval, or
-once :data:`MAX_ROWS` intervals are stored; ``occurrence_horizons.horizon`` is
-then one second before that interval's start (Radicale, for any range ending
-by then, would stop no later), and the largest timestamp when the walk ended
-by itself. A range ending past an item's horizon leaves that item to Radicale.
+the intervals of a time window around "now" are stored (``occurrences``, per
+item and component type); ``occurrence_horizons`` records the window. Then
+"some row has ``start_ts < end and end_ts > start``" is Radicale's answer for
+every range with ``floor <= start`` and ``end <= horizon``:
+
+* the walk is cut at the first master interval that begins more than
+  :data:`FUTURE` seconds after the later of "now" and the item's first master
+  interval; ``horizon`` is one second before that interval's start (Radicale,
+  for any range ending by then, would stop no later), the largest timestamp
+  when the walk ended by itself;
+* master intervals that ended more than :data:`PAST` seconds before "now" are
+  not kept, and at most :data:`MAX_ROWS` intervals are: when the rows are full,
+  the oldest interval that has ended makes room, else the walk is cut there.
+  ``floor`` is the latest end of an interval left out (no range starting from
+  it can overlap one), the earliest timestamp when none was.
+
+A range outside an item's window leaves that item to Radicale, as do rows
+built by another version of this code (:mod:`dav_cms.storage.index_versions`).
+The window moves with time: every write walks its item again, and
+:mod:`dav_cms.storage.horizons` walks again the items whose ``renew_at`` has
+come (:data:`LOOKAHEAD` before their horizon), so a daily event that began
+years ago stays answered from SQL for the ranges clients ask about.
 
 An item gets no rows at all (and so is always left to Radicale) when the walk
 fails (Radicale would fail the same way), when an interval bound is not a
@@ -27,6 +40,7 @@ could Radicale's early stop hide an interval the rows would match.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,28 +52,77 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Occurrence, OccurrenceHorizon
+from dav_cms.storage.index_versions import OCCURRENCES as VERSION
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
-# How far past the later of "now" and the item's first occurrence the walk goes.
-HORIZON = 2 * 366 * 86400
+# The walk goes this far past the later of "now" and the item's first occurrence.
+FUTURE = 2 * 366 * 86400
+# The schedule walks an item again once less than this is left before its horizon.
+LOOKAHEAD = 366 * 86400
+# Intervals that ended this long before "now" are not kept.
+PAST = 5 * 366 * 86400
 # At most this many intervals per item.
-MAX_ROWS = 400
+MAX_ROWS = 4000
+# An item whose horizon the row limit holds back is walked again at most this often.
+MIN_RENEW = 86400
 # The horizon of an item whose walk ended by itself: every range is exact.
 UNBOUNDED = radicale_filter.TIMESTAMP_MAX
+EARLIEST = radicale_filter.TIMESTAMP_MIN
 INSERT_BATCH = 1000
 # An item's stored intervals: (start, end) -> (collection id, component).
 Stored = dict[tuple[int, int], tuple[int, str]]
-# An item's stored horizon row: (collection id, component, horizon).
-Mark = tuple[int, str, int]
+# An item's stored horizon row: (collection id, component, horizon, floor, walked_at,
+# renew_at, version).
+Mark = tuple[int, str, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
 class Occurrences:
-    """The intervals of one item's components of type ``component``, exact up to ``horizon``."""
+    """The intervals of one item's components of type ``component``.
+
+    Exact for every time-range from ``floor`` to ``horizon``, as walked at ``walked_at``.
+    """
 
     component: str
     intervals: tuple[tuple[int, int], ...]
     horizon: int
+    floor: int = EARLIEST
+    walked_at: int = 0
+
+    @property
+    def renew_at(self) -> int:
+        """When the schedule walks the item again (never when the walk ended by itself)."""
+        if self.horizon == UNBOUNDED:
+            return UNBOUNDED
+        return max(self.horizon - LOOKAHEAD, self.walked_at + MIN_RENEW)
+
+    def mark(self, collection_id: int) -> Mark:
+        """The ``occurrence_horizons`` row of the item as a tuple (see :data:`Mark`)."""
+        return (
+            collection_id,
+            self.component,
+            self.horizon,
+            self.floor,
+            self.walked_at,
+            self.renew_at,
+            VERSION,
+        )
+
+    def mark_row(self, item_id: int, collection_id: int) -> dict[str, Any]:
+        """The ``occurrence_horizons`` row of the item."""
+        return dict(zip(MARK_COLUMNS, (item_id, *self.mark(collection_id)), strict=True))
+
+
+MARK_COLUMNS = (
+    "item_id",
+    "collection_id",
+    "component",
+    "horizon",
+    "floor",
+    "walked_at",
+    "renew_at",
+    "version",
+)
 
 
 class _Inexact(Exception):  # noqa: N818
@@ -79,37 +142,66 @@ def _seconds(moment: datetime) -> int:
     return int(stamp)
 
 
+class _Walk:
+    """The state of one walk: what is kept, from when (``floor``) and up to when (``horizon``)."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+        self.overrides: dict[tuple[int, int], None] = {}
+        self.masters: deque[tuple[int, int]] = deque()
+        self.passed = EARLIEST  # latest start of a master interval visited
+        self.limit: int | None = None
+        self.horizon = UNBOUNDED
+        self.floor = EARLIEST
+
+    def visit(self, start: datetime, end: datetime, is_recurrence: bool) -> bool:
+        start_ts, end_ts = _seconds(start), _seconds(end)
+        if start_ts < self.passed:
+            raise _Inexact
+        if is_recurrence:
+            self.overrides[(start_ts, end_ts)] = None
+            return False
+        if self.limit is None:
+            self.limit = max(self.now, start_ts) + FUTURE
+        if start_ts > self.limit:
+            self._stop(start_ts)
+        self.passed = start_ts
+        if end_ts <= self.now - PAST:
+            self.floor = max(self.floor, end_ts)  # ended long ago: not kept
+            return False
+        if len(self.masters) + len(self.overrides) >= MAX_ROWS:
+            if not self.masters or self.masters[0][1] > self.now:
+                self._stop(start_ts)
+            # Full: the oldest past interval makes room (the floor moves after it).
+            self.floor = max(self.floor, self.masters.popleft()[1])
+        self.masters.append((start_ts, end_ts))
+        return False
+
+    def _stop(self, start_ts: int) -> None:
+        # Radicale, for any range ending before this interval, stops no later.
+        self.horizon = start_ts - 1
+        raise _Stop
+
+    def result(self, component: str) -> Occurrences:
+        kept = (key for key in (*self.overrides, *self.masters) if key[1] > self.floor)
+        intervals = tuple(dict.fromkeys(kept))
+        return Occurrences(component, intervals, self.horizon, self.floor, self.now)
+
+
 def walk(vobject_item: Any, component: str, now: int) -> Occurrences | None:  # noqa: ANN401
     """The intervals Radicale's time-range filter visits, or None when they cannot be exact."""
     if component not in COMPONENTS:
         return None
-    intervals: dict[tuple[int, int], None] = {}
-    passed = radicale_filter.TIMESTAMP_MIN  # latest start of a master interval visited
-    limit: int | None = None
-    horizon = UNBOUNDED
-
-    def visit(start: datetime, end: datetime, is_recurrence: bool) -> bool:
-        nonlocal passed, limit, horizon
-        start_ts, end_ts = _seconds(start), _seconds(end)
-        if start_ts < passed:
-            raise _Inexact
-        if not is_recurrence:
-            if limit is None:
-                limit = max(now, start_ts) + HORIZON
-            if start_ts > limit or len(intervals) >= MAX_ROWS:
-                horizon = start_ts - 1
-                raise _Stop
-            passed = start_ts
-        intervals[(start_ts, end_ts)] = None
-        return False
-
+    state = _Walk(now)
     try:
-        radicale_filter.visit_time_ranges(vobject_item, component, visit, lambda _start: False)
+        radicale_filter.visit_time_ranges(
+            vobject_item, component, state.visit, lambda _start: False
+        )
     except _Stop:
         pass
     except Exception:  # Radicale's filter fails on this item too: leave it to Radicale.
         return None
-    return Occurrences(component, tuple(intervals), horizon)
+    return state.result(component)
 
 
 def add(
@@ -121,14 +213,7 @@ def add(
     for item_id, found in entries:
         if found is None:
             continue
-        marks.append(
-            {
-                "item_id": item_id,
-                "collection_id": collection_id,
-                "component": found.component,
-                "horizon": found.horizon,
-            }
-        )
+        marks.append(found.mark_row(item_id, collection_id))
         rows.extend(
             {
                 "item_id": item_id,
@@ -158,63 +243,91 @@ def index_item(
     now: int,
     replace: bool,
 ) -> None:
-    """(Re)index the occurrences of one stored calendar item.
-
-    A replacement reads the stored rows (one statement) and writes only the
-    intervals and the horizon that changed.
-    """
+    """(Re)index the occurrences of one stored calendar item, walked at ``now``."""
     found = walk(vobject_item, component, now)
     if not replace:
         add(session, collection_id, [(item_id, found)])
         return
+    replace_rows(session, item_id, collection_id, found)
+
+
+def replace_rows(
+    session: Session, item_id: int, collection_id: int, found: Occurrences | None
+) -> None:
+    """Make a stored item's intervals and horizon row those of ``found`` (:func:`walk`).
+
+    Reads the stored rows (one statement) and writes only what changed.
+    """
     stored, mark = _stored(session, item_id)
     if found is None:
         _remove(session, item_id, stored, mark)
         return
     _rewrite_intervals(session, item_id, collection_id, stored, found)
-    new_mark = (collection_id, found.component, found.horizon)
+    new_mark = found.mark(collection_id)
     if mark is None:
-        session.execute(
-            insert(OccurrenceHorizon).values(
-                item_id=item_id,
-                collection_id=collection_id,
-                component=found.component,
-                horizon=found.horizon,
-            )
-        )
+        session.execute(insert(OccurrenceHorizon).values(found.mark_row(item_id, collection_id)))
     elif mark != new_mark:
+        values = dict(zip(MARK_COLUMNS[1:], new_mark, strict=True))
         session.execute(
             update(OccurrenceHorizon)
             .where(OccurrenceHorizon.item_id == item_id)
-            .values(collection_id=collection_id, component=found.component, horizon=found.horizon)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
 
 
 def _stored(session: Session, item_id: int) -> tuple[Stored, Mark | None]:
     """An item's intervals and horizon row, in one statement."""
+    blanks = [null()] * (len(MARK_COLUMNS) - 4)
     intervals = select(
-        Occurrence.start_ts, Occurrence.end_ts, Occurrence.collection_id, Occurrence.component
+        Occurrence.start_ts,
+        Occurrence.end_ts,
+        Occurrence.collection_id,
+        Occurrence.component,
+        *blanks,
     ).where(Occurrence.item_id == item_id)
-    # The horizon row as (horizon, NULL, ...): an interval's end is never NULL.
+    # The horizon row as (horizon, NULL, collection, component, floor, ...): an
+    # interval's end is never NULL.
     horizon = select(
         OccurrenceHorizon.horizon,
         null(),
         OccurrenceHorizon.collection_id,
         OccurrenceHorizon.component,
+        *(getattr(OccurrenceHorizon, column) for column in MARK_COLUMNS[4:]),
     ).where(OccurrenceHorizon.item_id == item_id)
     stored: Stored = {}
     mark: Mark | None = None
-    start: int
-    end: int | None
-    row_collection: int
-    row_component: str
-    for start, end, row_collection, row_component in session.execute(union_all(intervals, horizon)):
+    row: Any
+    for row in session.execute(union_all(intervals, horizon)):
+        start, end, row_collection, row_component = row[:4]
         if end is None:
-            mark = (row_collection, row_component, start)
+            mark = (row_collection, row_component, start, *row[4:])
         else:
             stored[(start, end)] = (row_collection, row_component)
     return stored, mark
+
+
+def stored_marks(session: Session, item_ids: list[int]) -> dict[int, Mark]:
+    """The horizon rows of some items (few enough ids for one IN clause)."""
+    stmt = select(*(getattr(OccurrenceHorizon, column) for column in MARK_COLUMNS)).where(
+        OccurrenceHorizon.item_id.in_(item_ids)
+    )
+    return {row[0]: tuple(row[1:]) for row in session.execute(stmt)}
+
+
+def stored_intervals(session: Session, item_ids: list[int]) -> dict[int, Stored]:
+    """The intervals of some items (few enough ids for one IN clause)."""
+    stmt = select(
+        Occurrence.item_id,
+        Occurrence.start_ts,
+        Occurrence.end_ts,
+        Occurrence.collection_id,
+        Occurrence.component,
+    ).where(Occurrence.item_id.in_(item_ids))
+    found: dict[int, Stored] = {}
+    for item_id, start, end, row_collection, row_component in session.execute(stmt):
+        found.setdefault(item_id, {})[(start, end)] = (row_collection, row_component)
+    return found
 
 
 def _remove(session: Session, item_id: int, stored: Stored, mark: Mark | None) -> None:
@@ -281,9 +394,11 @@ def window(
 ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """(known, match) for the item of the enclosing query and a time-range [start, end).
 
-    ``known``: the item's rows are exact for this range; then ``match`` is
-    Radicale's answer. Each either probes one item's rows by primary key or (as
-    PostgreSQL often plans it) reads the collection's rows by index once.
+    ``known``: the item's rows are of the current version and exact for this
+    range (it ends by the item's horizon and starts no earlier than its floor);
+    then ``match`` is Radicale's answer. Each either probes one item's rows by
+    primary key or (as PostgreSQL often plans it) reads the collection's rows by
+    index once.
     """
     known = (
         select(OccurrenceHorizon.item_id)
@@ -292,6 +407,8 @@ def window(
             OccurrenceHorizon.collection_id == collection_id,
             OccurrenceHorizon.component == component,
             OccurrenceHorizon.horizon >= end,
+            OccurrenceHorizon.floor <= start,
+            OccurrenceHorizon.version == VERSION,
         )
         .exists()
     )

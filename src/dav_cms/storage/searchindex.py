@@ -34,14 +34,14 @@ def add_bodies(
         session.execute(insert(CardSearch), batch)
 
 
-def stored_row(item_id: int) -> Select[None, int, None, str, None]:
+def stored_row(item_id: int) -> Select[None, int, None, str, None, None]:
     """The item's search row shaped as a ``card_fields`` read (id, collection_id, name,
-    value_folded, value_digits): (NULL, collection id, NULL, body, NULL).
+    value_folded, value_digits, version): (NULL, collection id, NULL, body, NULL, NULL).
 
     :func:`dav_cms.storage.cardindex.stored_rows` reads it with the item's
     index rows in one statement.
     """
-    return select(null(), CardSearch.collection_id, null(), CardSearch.body, null()).where(
+    return select(null(), CardSearch.collection_id, null(), CardSearch.body, null(), null()).where(
         CardSearch.item_id == item_id
     )
 
