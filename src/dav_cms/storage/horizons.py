@@ -8,10 +8,12 @@ than a day after the walk). :func:`advance` walks again, in one batch as
 whose time came first; rows of an older version (``renew_at`` 0 after the
 migration) come first of all. Every write of an item also walks it again.
 
-:class:`HorizonKeeper` calls :func:`advance` every :data:`INTERVAL` seconds
+:class:`HorizonKeeper` calls :func:`advance` and :func:`rebuild_stale` every
+:data:`INTERVAL` seconds (every :data:`BUSY_INTERVAL` while there is work left)
 on a thread of its own, so that a daily event that began years ago stays
-answered from SQL; ``dav-cms reindex --kind occurrences`` (from cron) does the
-same work for a server run without the keeper.
+answered from SQL and rows left at an older version by an upgrade are rebuilt;
+``dav-cms serve`` runs one in every server process. ``dav-cms reindex`` does
+the same work at once.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from sqlalchemy import select
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import OccurrenceHorizon
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage import derived, reindex
+from dav_cms.storage import derived, index_versions, reindex
 
 logger = logging.getLogger(__name__)
 
 # Items walked again per batch, and seconds between two batches.
 BATCH = 50
 INTERVAL = 60.0
+# Seconds between two batches while there is work left (clients get the database between).
+BUSY_INTERVAL = 1.0
 KINDS = frozenset({"occurrences"})
 
 
@@ -58,8 +62,30 @@ def advance(transactions: Transactions, now: int, limit: int = BATCH) -> int:
     return reindex.run_with_retries(reindex.write_batch, transactions, batch)
 
 
+def rebuild_stale(transactions: Transactions, now: int, limit: int = BATCH) -> int:
+    """Rebuild up to ``limit`` items whose rows of any kind are missing or of an older version.
+
+    After an upgrade that changes an index (revision 0008 marks every row
+    "unknown"), the server brings the rows up to date by itself, batch by
+    batch, as ``dav-cms reindex`` would.
+    """
+    kinds = frozenset(index_versions.KINDS)
+    with transactions.session() as session:
+        rows = session.execute(derived.select_sources(derived.stale(kinds, now), 0, limit))
+        sources = [derived.source_of(row) for row in rows]
+    batch = []
+    for source in sources:
+        try:
+            batch.append(derived.derive(source, kinds, now))
+        except ValueError:
+            batch.append(derived.Derived(source, walked=True))
+    if not batch:
+        return 0
+    return reindex.run_with_retries(reindex.write_batch, transactions, batch)
+
+
 class HorizonKeeper:
-    """Advances occurrence horizons in small batches, on a thread, until stopped."""
+    """Advances occurrence horizons and rebuilds stale rows in small batches, on a thread."""
 
     def __init__(
         self,
@@ -77,8 +103,11 @@ class HorizonKeeper:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        """One batch at the clock's time: the number of items walked again."""
-        return advance(self.transactions, int(self.clock()), self.batch)
+        """One batch of each job at the clock's time: the number of items written."""
+        now = int(self.clock())
+        return advance(self.transactions, now, self.batch) + rebuild_stale(
+            self.transactions, now, self.batch
+        )
 
     def start(self) -> None:
         """Run :meth:`run_once` every ``interval`` seconds on a daemon thread."""
@@ -95,11 +124,14 @@ class HorizonKeeper:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
+            wait = self.interval
             try:
-                walked = self.run_once()
+                written = self.run_once()
             except Exception:  # the database may be down for a while: try again later
-                logger.warning("advancing occurrence horizons failed", exc_info=True)
+                logger.warning("keeping derived rows up to date failed", exc_info=True)
                 continue
-            if walked:
-                logger.debug("walked %d calendar items again (occurrence horizons)", walked)
+            if written:
+                logger.debug("rebuilt the derived rows of %d items", written)
+                wait = BUSY_INTERVAL  # more may be due: the next batch soon, not at once
