@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from radicale import config as radicale_config
 from radicale import pathutils
@@ -23,6 +22,7 @@ from dav_cms import accounts, groups, names
 from dav_cms.accounts import _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, User
 from dav_cms.errors import ConflictError, NotFoundError
+from dav_cms.storage import Storage
 from dav_cms.storage.layout import COMPANY_ROOT
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def props_for(kind: str, display_name: str) -> dict[str, str]:
     return props
 
 
-def load_storage(url: str) -> Any:  # noqa: ANN401 - Radicale's storage is untyped
+def load_storage(url: str) -> Storage:
     """dav_cms's Radicale storage plugin on ``url``."""
     configuration = radicale_config.load()
     configuration.update(
@@ -72,7 +72,9 @@ def load_storage(url: str) -> Any:  # noqa: ANN401 - Radicale's storage is untyp
         "dav-cms collection",
         privileged=True,
     )
-    return radicale_storage.load(configuration)
+    storage = radicale_storage.load(configuration)
+    assert isinstance(storage, Storage)
+    return storage
 
 
 def create_collection(

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from dav_cms.db.session import normalise_url
+from dav_cms.radicale_types import Configuration, OptionSchema
 
 ENV_DATABASE_URL = "DAV_CMS_DATABASE_URL"
 ENV_DATA_DIR = "DAV_CMS_DATA_DIR"
 SQLITE_FILE_NAME = "dav_cms.sqlite3"
 
 # Options dav_cms adds to Radicale's plugin sections ([storage], [auth], ...).
-PLUGIN_SCHEMA_OPTION: dict[str, Any] = {
+PLUGIN_SCHEMA_OPTION: OptionSchema = {
     "value": "",
     "help": (
         "SQLAlchemy URL of the dav_cms database (sqlite:///PATH or "
@@ -54,7 +54,7 @@ def resolve_database_url(explicit: str | None = None) -> str:
     return normalise_url(url)
 
 
-def plugin_database_url(configuration: Any, section: str) -> str:  # noqa: ANN401
+def plugin_database_url(configuration: Configuration, section: str) -> str:
     """The database URL a Radicale plugin in ``section`` should use.
 
     The section's own ``database_url`` wins; a plugin without one shares the
@@ -68,7 +68,7 @@ def plugin_database_url(configuration: Any, section: str) -> str:  # noqa: ANN40
     return resolve_database_url(explicit or None)
 
 
-def _option(configuration: Any, section: str) -> str:  # noqa: ANN401
+def _option(configuration: Configuration, section: str) -> str:
     try:
         value = configuration.get(section, "database_url")
     except KeyError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from radicale import item as radicale_item
 from radicale import storage as radicale_storage
@@ -111,7 +110,7 @@ def merge_contacts(url: str, login: str, name: str, keep_href: str, other_href: 
     return result
 
 
-def _item(text: str, path: str) -> Any:  # noqa: ANN401 - Radicale's Item
+def _item(text: str, path: str) -> radicale_item.Item:
     vobject_items = radicale_item.read_components(text)
     radicale_item.check_and_sanitize_items(vobject_items, _MAX_RRULE_OCCURRENCE, tag="VADDRESSBOOK")
     item = radicale_item.Item(collection_path=path, vobject_item=vobject_items[0])

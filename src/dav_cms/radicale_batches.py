@@ -9,13 +9,13 @@ a second item with a UID the collection already has. Nothing is deleted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from radicale import item as radicale_item
 from sqlalchemy import exists, or_, select
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.radicale_tree import Folder, LeftOut, display
+from dav_cms.storage import Storage
 from dav_cms.storage.collection import Collection
 
 _KINDS = {
@@ -70,7 +70,7 @@ def _kind(tag: str) -> str:
 class BatchWriter:
     """Writes batches through the storage API, one transaction each."""
 
-    def __init__(self, storage: Any) -> None:  # noqa: ANN401 - dav_cms.storage.Storage
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
         # Folders whose collection could not be used (kept across batches).
         self._refused: dict[str, str] = {}
@@ -94,7 +94,9 @@ class BatchWriter:
                 elif prepared.folder.path in self._refused:
                     shown = display((*prepared.folder.parts, prepared.name))
                     outcome.left_out.append(LeftOut(shown, self._refused[prepared.folder.path]))
-            if self._storage.transactions.current.failed:
+            uow = self._storage.transactions.current
+            assert uow is not None  # inside acquire_lock
+            if uow.failed:
                 msg = "the storage refused a write of this batch"
                 raise RuntimeError(msg)
         return outcome

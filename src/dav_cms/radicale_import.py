@@ -21,14 +21,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from radicale import item as radicale_item
 
 from dav_cms.radicale_batches import Batch, BatchWriter, Outcome, Prepared
 from dav_cms.radicale_tree import FileEntry, Folder, LeftOut, RadicaleFolder, display
 from dav_cms.rights import structural_rights
-from dav_cms.storage import recurrence
+from dav_cms.storage import Storage, recurrence
 from dav_cms.storage.items import ItemValues
 from dav_cms.transfer import open_storage
 
@@ -199,7 +198,7 @@ class _LeftOutError(Exception):
 class _Reader:
     """Reads and checks one file as stock Radicale's file storage does."""
 
-    def __init__(self, root: RadicaleFolder, storage: Any, encoding: str, limit: int) -> None:  # noqa: ANN401
+    def __init__(self, root: RadicaleFolder, storage: Storage, encoding: str, limit: int) -> None:
         self._root = root
         self._encoding = encoding
         self._limit = limit

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from radicale import config as radicale_config
 from radicale import sharing as radicale_sharing
+from radicale import storage as radicale_storage
 from radicale import types
 from radicale.sharing import common
 from sqlalchemy import func, select
@@ -87,7 +88,7 @@ class Sharing(radicale_sharing.BaseSharing):
         return dict(ERROR)
 
     @property
-    def storage(self) -> Any:  # noqa: ANN401 - Radicale's storage plugin
+    def storage(self) -> radicale_storage.BaseStorage:
         """The storage Radicale's sharing code reads collections from."""
         return self._storage
 

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from radicale import config as radicale_config
 from radicale import pathutils
@@ -27,6 +26,7 @@ from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import NotFoundError
 from dav_cms.importers import ParseResult, csv, decoding, export, folds, ics, vcf
+from dav_cms.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +112,14 @@ def parse_text(
     return csv.parse_csv(text, mapping, strict=strict)
 
 
-def open_storage(url: str) -> Any:  # noqa: ANN401 - Radicale's storage
+def open_storage(url: str) -> Storage:
     configuration = radicale_config.load()
     configuration.update(
         {"storage": {"type": "dav_cms.storage", "database_url": url}}, "dav-cms", privileged=True
     )
-    return radicale_storage.load(configuration)
+    storage = radicale_storage.load(configuration)
+    assert isinstance(storage, Storage)
+    return storage
 
 
 def _check_user(url: str, login: str) -> None:

@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from radicale import item as radicale_item
 from sqlalchemy import select
@@ -34,7 +33,7 @@ from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.errors import ImportStoppedError, NotFoundError
 from dav_cms.importers import Entry, Skipped
-from dav_cms.storage import recurrence
+from dav_cms.storage import Storage, recurrence
 from dav_cms.storage.collection import Collection
 from dav_cms.storage.layout import free_href
 
@@ -98,7 +97,7 @@ class _Prepared:
     item: radicale_item.Item
 
 
-def check_all(storage: Any, entries: list[Entry], path: str) -> None:  # noqa: ANN401
+def check_all(storage: Storage, entries: list[Entry], path: str) -> None:
     """``--strict``: refuse the import before anything is stored if one entry would be refused."""
     for entry in entries:
         refusal = _refusal(storage, _item(entry.text, path))
@@ -108,7 +107,7 @@ def check_all(storage: Any, entries: list[Entry], path: str) -> None:  # noqa: A
 
 
 def store(
-    storage: Any,  # noqa: ANN401 - Radicale's storage on dav_cms.storage
+    storage: Storage,
     target: Target,
     entries: list[Entry],
     *,
@@ -157,7 +156,7 @@ def store(
 
 
 def _refill(  # noqa: PLR0917 - the loop's state, passed on
-    storage: Any,  # noqa: ANN401
+    storage: Storage,
     path: str,
     entries_left: deque[tuple[int, Entry]],
     pending: deque[_Prepared],
@@ -176,7 +175,7 @@ def _refill(  # noqa: PLR0917 - the loop's state, passed on
 
 
 def _batch_with_retries(
-    storage: Any,  # noqa: ANN401
+    storage: Storage,
     target: Target,
     pending: deque[_Prepared],
     limits: Limits,
@@ -196,7 +195,7 @@ def _batch_with_retries(
 
 
 def _batch(
-    storage: Any,  # noqa: ANN401
+    storage: Storage,
     target: Target,
     pending: deque[_Prepared],
     limits: Limits,
@@ -215,12 +214,12 @@ def _batch(
             used += 1
         # Counted with the earlier batches, so that a bulk import refreshes the
         # planner's statistics once it has committed (dav_cms.db.statistics).
-        statistics.count_items(storage.transactions.current.session, carry)
+        statistics.count_items(storage.write_session(), carry)
     return counts, used
 
 
 @contextmanager
-def _open_collection(storage: Any, target: Target) -> Iterator[Collection]:  # noqa: ANN401
+def _open_collection(storage: Storage, target: Target) -> Iterator[Collection]:
     """The target collection inside a write transaction (created on the first batch)."""
     with storage.acquire_lock("w"):
         collection = next(iter(storage.discover(target.path)), None)
@@ -239,7 +238,7 @@ def _open_collection(storage: Any, target: Target) -> Iterator[Collection]:  # n
             raise ValueError(msg)
         # PostgreSQL: clients writing to this collection wait for the batch
         # (its row lock), so the UIDs read next stay true until the commit.
-        session = storage.transactions.current.session
+        session = storage.write_session()
         session.execute(
             select(CollectionRow.id).where(CollectionRow.id == collection.id).with_for_update()
         )
@@ -257,7 +256,7 @@ def _item(text: str, path: str) -> radicale_item.Item:
     return item
 
 
-def _hrefs_by_uid(storage: Any, collection: Any) -> dict[str, tuple[str, str]]:  # noqa: ANN401
+def _hrefs_by_uid(storage: Storage, collection: Collection) -> dict[str, tuple[str, str]]:
     """{uid: (href, etag)} of the collection, from the index (no parsing)."""
     with storage.transactions.session() as session:
         rows = session.execute(
@@ -268,7 +267,7 @@ def _hrefs_by_uid(storage: Any, collection: Any) -> dict[str, tuple[str, str]]: 
         return {row.uid: (row.href, row.etag) for row in rows}
 
 
-def _refusal(storage: Any, item: radicale_item.Item) -> str | None:  # noqa: ANN401
+def _refusal(storage: Storage, item: radicale_item.Item) -> str | None:
     """Why the storage would refuse ``item`` (checked first, so the rest still imports)."""
     try:
         recurrence.check_density(item.vobject_item, storage.max_rrule_occurrence)

@@ -12,13 +12,18 @@ import json
 import shlex
 import sys
 from datetime import datetime
-from typing import Any
 
 from dav_cms import accounts, app_passwords
-from dav_cms.cli.common import add_database_option, database_url, print_table, usage_errors
+from dav_cms.cli.common import (
+    Subparsers,
+    add_database_option,
+    database_url,
+    print_table,
+    usage_errors,
+)
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``app-password`` and its subcommands."""
     parser = subparsers.add_parser(
         "app-password", help="a password per device or program: add, list, revoke"

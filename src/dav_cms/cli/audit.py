@@ -13,17 +13,16 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from dav_cms import audit_log
-from dav_cms.cli.common import CliError, add_database_option, database_url, print_table
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url, print_table
 
 DEFAULT_LIMIT = 100
 _RELATIVE = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``audit`` and ``audit prune``."""
     parser = subparsers.add_parser(
         "audit",

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from dav_cms import collection_admin
-from dav_cms.cli.common import CliError, add_database_option, database_url, print_table
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url, print_table
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``collection`` and its subcommands."""
     parser = subparsers.add_parser("collection", help="calendars and address books: create, list")
     sub = parser.add_subparsers(dest="collection_command", metavar="ACTION", required=True)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeAlias
 
 from dav_cms.config import ENV_DATABASE_URL, ensure_sqlite_dir, resolve_database_url
 from dav_cms.db.migrate import ensure_schema
+
+# What ``add_subparsers`` returns, which each command's ``register`` adds its parser to
+# (argparse's class is private and generic only in its stubs, hence the string).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class CliError(Exception):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from dav_cms import duplicates, merge
 from dav_cms.cli.common import (
     CliError,
+    Subparsers,
     add_database_option,
     database_url,
     print_table,
@@ -25,7 +25,7 @@ from dav_cms.cli.common import (
 from dav_cms.db.session import get_engine
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``duplicates``."""
     parser = subparsers.add_parser(
         "duplicates", help="list likely duplicate contacts of an address book, or merge two"

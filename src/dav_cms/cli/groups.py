@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from dav_cms import groups
 from dav_cms.cli.common import (
     CliError,
+    Subparsers,
     add_database_option,
     database_url,
     print_table,
@@ -23,7 +23,7 @@ from dav_cms.cli.common import (
 )
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``group`` and its subcommands."""
     parser = subparsers.add_parser("group", help="groups (teams): add, list, members, delete")
     sub = parser.add_subparsers(dest="group_command", metavar="ACTION", required=True)

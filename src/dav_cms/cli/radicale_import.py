@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``import-radicale``."""
     from dav_cms.radicale_import import DEFAULT_BATCH_SIZE, DEFAULT_ENCODING  # noqa: PLC0415
 

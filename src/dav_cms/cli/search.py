@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from dav_cms import search
-from dav_cms.cli.common import CliError, add_database_option, database_url, print_table
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url, print_table
 from dav_cms.errors import NotFoundError
 
 # Matched values shown per card in the table (--json shows them all).
 TABLE_MATCHES = 3
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``search``."""
     parser = subparsers.add_parser(
         "search",

@@ -13,19 +13,19 @@ import signal
 import socket
 import sys
 from types import FrameType
-from typing import Any
 
 from radicale import log as radicale_log
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from dav_cms import radicale_config, redact
-from dav_cms.cli.common import CliError, add_database_option
+from dav_cms.cli.common import CliError, Subparsers, add_database_option
 from dav_cms.config import ensure_sqlite_dir
 from dav_cms.db import availability
 from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
+from dav_cms.radicale_types import Configuration
 from dav_cms.web import http_server
 from dav_cms.web import server as tls_server
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 STARTUP_WAIT_SECONDS = 30.0
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``serve``."""
     parser = subparsers.add_parser(
         "serve",
@@ -137,7 +137,7 @@ def _wait_for_database(url: str, seconds: float) -> None:
         raise CliError(msg) from exc
 
 
-def _hint_first_user(configuration: Any, url: str) -> None:  # noqa: ANN401
+def _hint_first_user(configuration: Configuration, url: str) -> None:
     if configuration.get("auth", "type") != "dav_cms.auth":
         return
     with get_engine(url).connect() as connection:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from dav_cms import share_policy, shares
 from dav_cms.cli.common import (
     CliError,
+    Subparsers,
     add_database_option,
     database_url,
     print_table,
@@ -27,7 +28,7 @@ from dav_cms.cli.common import (
 T = TypeVar("T")
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``share`` and its subcommands."""
     parser = subparsers.add_parser(
         "share", help="share calendars and address books with users, groups or by link"

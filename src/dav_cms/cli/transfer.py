@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from dav_cms import transfer, transfer_batches
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
 from dav_cms.importers import csv as csv_importer
 from dav_cms.importers import decoding
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``import`` and ``export``."""
     imp = subparsers.add_parser("import", help="import a .vcf, .ics or .csv file")
     imp.add_argument("file", help="the file to import")
@@ -147,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_radicale_import(subparsers: Any) -> None:  # noqa: ANN401
+def register_radicale_import(subparsers: Subparsers) -> None:
     """Add ``import-radicale`` (see :mod:`dav_cms.cli.radicale_import`)."""
     from dav_cms.cli import radicale_import  # noqa: PLC0415
 

@@ -13,11 +13,11 @@ import getpass
 import json
 import secrets
 import sys
-from typing import Any
 
 from dav_cms import accounts, app_passwords
 from dav_cms.cli.common import (
     CliError,
+    Subparsers,
     add_database_option,
     database_url,
     print_table,
@@ -28,7 +28,7 @@ from dav_cms.errors import ConflictError
 GENERATED_PASSWORD_BYTES = 18
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``user`` and its subcommands."""
     parser = subparsers.add_parser(
         "user", help="accounts: add, list, passwd, disable, enable, delete, admin, dav-password"

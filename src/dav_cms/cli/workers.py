@@ -20,6 +20,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from radicale import config as radicale_config
 from radicale import log as radicale_log
 
 from dav_cms import redact
@@ -39,19 +40,21 @@ WORKER_DATABASE_WAIT_SECONDS = math.inf
 class _RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger with :mod:`dav_cms.redact` on its handlers."""
 
-    def setup(self, cfg: Any) -> None:  # noqa: ANN401 - gunicorn's Config
+    def setup(self, cfg: object) -> None:  # gunicorn's Config, handed back to it
         super().setup(cfg)
         redact.install([*self.error_log.handlers, *self.access_log.handlers])
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, configuration: Any, options: dict[str, Any]) -> None:  # noqa: ANN401
+    def __init__(
+        self, configuration: radicale_config.Configuration, options: dict[str, Any]
+    ) -> None:
         self._configuration = configuration
         self._options = options
         super().__init__()
 
     @property
-    def configuration(self) -> Any:  # noqa: ANN401 - Radicale's Configuration
+    def configuration(self) -> radicale_config.Configuration:
         """The Radicale configuration every worker serves."""
         return self._configuration
 
@@ -71,11 +74,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         )
 
 
-def _after_fork(_server: Any, _worker: Any) -> None:  # noqa: ANN401
+def _after_fork(_server: object, _worker: object) -> None:  # gunicorn's arbiter and worker
     dispose_engines(close=False)
 
 
-def serve_workers(configuration: Any, database_url: str, workers: int) -> int:  # noqa: ANN401
+def serve_workers(
+    configuration: radicale_config.Configuration, database_url: str, workers: int
+) -> int:
     """Serve with ``workers`` processes until interrupted; returns the exit status."""
     if database_url.startswith("sqlite"):
         print(

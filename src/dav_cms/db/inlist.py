@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam
 
 
 def size_for(count: int) -> int:
@@ -22,9 +22,11 @@ def size_for(count: int) -> int:
     return size
 
 
-def condition(column: Any, size: int, prefix: str = "v") -> ColumnElement[bool]:  # noqa: ANN401
+def condition(
+    column: SQLColumnExpression[Any], size: int, prefix: str = "v"
+) -> ColumnElement[bool]:
     """``column IN (:v0, ..., :v{size-1})``."""
-    return column.in_([bindparam(f"{prefix}{index}") for index in range(size)])  # type: ignore[no-any-return]
+    return column.in_([bindparam(f"{prefix}{index}") for index in range(size)])
 
 
 def parameters(values: Sequence[Any], size: int = 0, prefix: str = "v") -> dict[str, Any]:

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+if TYPE_CHECKING:
+    import psycopg
 
 PING_AFTER_IDLE_SECONDS = 30.0
 _CHECKED_IN = "dav_cms_checked_in"
@@ -32,12 +36,16 @@ def watch(engine: Engine) -> None:
     event.listen(engine, "checkin", _on_checkin)
 
 
-def _on_checkin(_dbapi_connection: Any, record: Any) -> None:  # noqa: ANN401
+def _on_checkin(_dbapi_connection: object, record: ConnectionPoolEntry | None) -> None:
     if record is not None:
         record.info[_CHECKED_IN] = time.monotonic()
 
 
-def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:  # noqa: ANN401
+def _on_checkout(
+    dbapi_connection: psycopg.Connection[Any],
+    record: ConnectionPoolEntry,
+    _proxy: PoolProxiedConnection,
+) -> None:
     checked_in = record.info.get(_CHECKED_IN)
     if checked_in is None:  # fresh from connect()
         return
@@ -52,7 +60,7 @@ def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:  # no
             raise DisconnectionError("pooled connection failed its ping") from exc
 
 
-def looks_dead(dbapi_connection: Any) -> bool:  # noqa: ANN401 - a psycopg connection
+def looks_dead(dbapi_connection: psycopg.Connection[Any]) -> bool:
     """Whether an idle psycopg connection is closed, broken or has unread data from the server."""
     if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
         return True

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from dav_cms.db import availability, liveness
 from dav_cms.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import psycopg
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +125,9 @@ def sqlite_max_pages(page_size: int) -> int | None:
 
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+    def _on_connect(
+        dbapi_connection: psycopg.Connection[Any], _record: ConnectionPoolEntry
+    ) -> None:
         if _lock_timeout_ms is None:
             return
         cursor = dbapi_connection.cursor()
@@ -134,7 +141,7 @@ def _configure_sqlite(engine: Engine) -> None:
     sqlite_max_pages(4096)  # a wrong setting fails now, not at the first connection
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's BEGIN statements drive transactions (pysqlite's own
         # implicit transaction handling would defer them past our BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
@@ -153,7 +160,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:  # noqa: ANN401
+    def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("dav_cms_begin", "BEGIN")
         if mode:  # "" for a single-statement lookup (Transactions.lookup): autocommit
             conn.exec_driver_sql(mode)

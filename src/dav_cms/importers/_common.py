@@ -11,6 +11,7 @@ from typing import Any
 from radicale import item as radicale_item
 
 from dav_cms.importers import UID_NAMESPACE, Entry, Kind, ParseResult, Skipped
+from dav_cms.radicale_types import VComponent
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BEGIN = re.compile(r"BEGIN:([A-Za-z0-9-]+)[ \t]*$", re.IGNORECASE)
@@ -146,7 +147,7 @@ def stable_uid(kind: str, text: str) -> str:
 
 
 def radicale_text(
-    component: Any,  # noqa: ANN401 - a vobject component
+    component: VComponent,
     tag: str,
     max_occurrence: int,
     reparse: Callable[[str], list[Any]] = radicale_item.read_components,

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from dav_cms.importers import vcard21
 from dav_cms.importers._common import Block, split_blocks, split_lines
+from dav_cms.radicale_types import VComponent
 from dav_cms.vcardlines import parse_line
 
 TEXT = frozenset(
@@ -121,7 +121,7 @@ def render(props: list[Prop]) -> str:
     return "".join(line + "\r\n" for line in lines)
 
 
-def apply_raw(card: Any, props: list[Prop]) -> None:  # noqa: ANN401 - a vobject component
+def apply_raw(card: VComponent, props: list[Prop]) -> None:
     """Put the raw values of ``props`` back into ``card`` (parsed from :func:`render`).
 
     vobject keeps the properties of one name in the order written, so the n-th

@@ -27,6 +27,7 @@ from dav_cms.importers._common import (
     stable_uid,
 )
 from dav_cms.importers.vcardprops import apply_raw, card_props, render
+from dav_cms.radicale_types import VComponent
 
 _FN_SOURCES = ("org", "nickname", "email", "tel")
 
@@ -107,7 +108,7 @@ def _read(text: str) -> list[Any]:
     return components
 
 
-def _ensure_fn(card: Any) -> None:  # noqa: ANN401
+def _ensure_fn(card: VComponent) -> None:
     """Give a card without a usable FN one, or raise ValueError."""
     if str(getattr(getattr(card, "fn", None), "value", "")).strip():
         return

@@ -20,9 +20,8 @@ Building the application also caps the process's malloc arenas
 
 from __future__ import annotations
 
-from typing import Any
-
 from radicale.app import Application
+from radicale.config import Configuration
 
 from dav_cms.web import (
     arenas,
@@ -40,7 +39,7 @@ from dav_cms.web.types import WSGIApp
 __all__ = ["WSGIApp", "make_application"]
 
 
-def make_application(configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
+def make_application(configuration: Configuration) -> WSGIApp:
     """Radicale's application for ``configuration`` with every dav_cms layer around it."""
     arenas.limit_arenas()
     radicale = Application(configuration)

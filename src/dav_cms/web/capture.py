@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from dav_cms.radicale_types import ExcInfo, Write
 
 
 @dataclass
@@ -12,7 +13,7 @@ class Capture:
 
     status: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
-    exc_info: Any = None
+    exc_info: ExcInfo | None = None
     started: bool = False
     # What the application wrote through the ``write`` callable (rarely used).
     written: list[bytes] = field(default_factory=list)
@@ -21,8 +22,8 @@ class Capture:
         self,
         status: str,
         headers: list[tuple[str, str]],
-        exc_info: Any = None,  # noqa: ANN401
-    ) -> Any:  # noqa: ANN401 - the WSGI write callable
+        exc_info: ExcInfo | None = None,
+    ) -> Write:
         self.status, self.headers, self.exc_info, self.started = (
             status,
             list(headers),

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from dav_cms import request_context
+from dav_cms.radicale_types import Configuration, ExcInfo, Write
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,7 +64,7 @@ def peer_is_trusted(environ: Environ, proxies: tuple[Network, ...]) -> bool:
     return peer is not None and _trusted(peer, proxies)
 
 
-def trusted_proxies(configuration: Any) -> tuple[Network, ...]:  # noqa: ANN401
+def trusted_proxies(configuration: Configuration) -> tuple[Network, ...]:
     """The networks of ``[auth] trusted_proxies`` (ValueError naming a bad entry)."""
     return parse_networks(_option(configuration, "trusted_proxies"))
 
@@ -87,7 +87,7 @@ def client_address(environ: Environ, proxies: tuple[Network, ...]) -> str:
     return str(real) if real is not None else str(peer)
 
 
-def _option(configuration: Any, option: str) -> str:  # noqa: ANN401 - Radicale's Configuration
+def _option(configuration: Configuration, option: str) -> str:
     try:
         return str(configuration.get("auth", option) or "")
     except KeyError:
@@ -118,7 +118,7 @@ class _Response:
             request_context.end()
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(app: WSGIApp, configuration: Configuration) -> WSGIApp:
     """``app`` with this layer around it."""
     proxies = trusted_proxies(configuration)
 
@@ -129,8 +129,8 @@ def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
         def throttling_start_response(
             status: str,
             headers: list[tuple[str, str]],
-            exc_info: Any = None,  # noqa: ANN401
-        ) -> Any:  # noqa: ANN401 - the server's write callable
+            exc_info: ExcInfo | None = None,
+        ) -> Write:
             if state.retry_after and status.startswith("401"):
                 body = (
                     f"Too many failed logins: try again in {state.retry_after} seconds.\n"

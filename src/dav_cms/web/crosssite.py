@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
+from dav_cms.radicale_types import Configuration, ExcInfo, Write
 from dav_cms.web import crosssite_rules
 from dav_cms.web.context import client_address, trusted_proxies
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
@@ -51,7 +51,7 @@ def security_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [*headers, *((name, value) for name, value in wanted if name.lower() not in present)]
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radicale's Configuration
+def wrap(app: WSGIApp, configuration: Configuration) -> WSGIApp:
     """``app`` with this layer around it."""
     proxies = trusted_proxies(configuration)
     allowed = crosssite_rules.cors_origins(configuration)
@@ -77,8 +77,8 @@ def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401 - Radical
         def secured_start_response(
             status: str,
             headers: list[tuple[str, str]],
-            exc_info: Any = None,  # noqa: ANN401
-        ) -> Any:  # noqa: ANN401 - the server's write callable
+            exc_info: ExcInfo | None = None,
+        ) -> Write:
             return start_response(status, security_headers(headers), exc_info)
 
         return app(environ, secured_start_response)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from radicale import pathutils
 
 from dav_cms import share_api
+from dav_cms.radicale_types import Configuration
 from dav_cms.web.context import Network, peer_is_trusted
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
@@ -92,7 +93,7 @@ def own_origin(environ: dict[str, Any], proxies: tuple[Network, ...]) -> Origin 
     return scheme, url.hostname.lower(), explicit if explicit is not None else DEFAULT_PORTS[scheme]
 
 
-def cors_origins(configuration: Any) -> frozenset[Origin]:  # noqa: ANN401 - Radicale's Configuration
+def cors_origins(configuration: Configuration) -> frozenset[Origin]:
     """The origins of ``[headers] Access-Control-Allow-Origin`` (not ``*`` or ``null``)."""
     found: set[Origin] = set()
     try:

@@ -42,8 +42,8 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from dav_cms.radicale_types import Configuration
 from dav_cms.web import listing_options, server_options
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
@@ -65,7 +65,7 @@ class Limits:
     wait: float
 
     @classmethod
-    def of(cls, configuration: Any) -> Limits:  # noqa: ANN401 - Radicale's Configuration
+    def of(cls, configuration: Configuration) -> Limits:
         """The limits of ``configuration``, kept below its thread count."""
         opt = listing_options.option
         running = int(
@@ -109,7 +109,7 @@ def heavy(environ: Environ) -> bool:
     return not body.strip() or any(word in body for word in WHOLE_COLLECTION)
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(app: WSGIApp, configuration: Configuration) -> WSGIApp:
     """``app`` with this layer around it (``app`` itself when the layer is off)."""
     limits = Limits.of(configuration)
     if limits.running <= 0:

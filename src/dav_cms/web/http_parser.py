@@ -27,6 +27,7 @@ from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.receiver import ChunkedReceiver
 from waitress.utilities import Error
 
+from dav_cms.radicale_types import BodyBuffer
 from dav_cms.web.limits_base import RefusalError
 from dav_cms.web.limits_body import MAX_CHUNK_LINE, chunked_over, declared_length
 
@@ -57,7 +58,7 @@ class LimitedChunkedReceiver(ChunkedReceiver):  # type: ignore[misc]
     control_line = b""
     trailer = b""
 
-    def __init__(self, buf: Any, limit: int) -> None:  # noqa: ANN401 - waitress's buffer
+    def __init__(self, buf: BodyBuffer, limit: int) -> None:
         super().__init__(buf)
         self.limit = limit
 

@@ -22,11 +22,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from radicale import config as radicale_config
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
+from dav_cms.radicale_types import Configuration
 from dav_cms.web import make_application
 from dav_cms.web.http_channel import Channel, channel_class
 from dav_cms.web.http_parser import MAX_HEADER_BYTES, parser_class
@@ -214,7 +216,7 @@ def _allow_open_files(wanted: int) -> None:
             )
 
 
-def listen_addresses(configuration: Any) -> list[tuple[int, tuple[Any, ...]]]:  # noqa: ANN401
+def listen_addresses(configuration: Configuration) -> list[tuple[int, tuple[Any, ...]]]:
     """Each address of ``[server] hosts``, resolved: (family, socket address)."""
     found: list[tuple[int, tuple[Any, ...]]] = []
     for host, port, *_rest in configuration.get("server", "hosts"):
@@ -225,7 +227,7 @@ def listen_addresses(configuration: Any) -> list[tuple[int, tuple[Any, ...]]]:  
     return found
 
 
-def serve(configuration: Any, shutdown_socket: socket.socket) -> None:  # noqa: ANN401
+def serve(configuration: radicale_config.Configuration, shutdown_socket: socket.socket) -> None:
     """Serve until ``shutdown_socket``'s peer is closed; OSError when an address cannot be bound."""
     try:
         application = make_application(configuration)

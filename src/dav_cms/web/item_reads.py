@@ -33,17 +33,19 @@ import time
 import zlib
 from collections.abc import Iterable
 from http import client
-from typing import Any
 
 from radicale import auth as radicale_auth
+from radicale import config as radicale_config
 from radicale import httputils, pathutils, xmlutils
 from radicale import rights as radicale_rights
+from radicale.app import Application
 from radicale.app import base as radicale_app_base
 from radicale.log import logger as request_logger
 
 from dav_cms import policy
 from dav_cms.db import availability
 from dav_cms.policy import shares as policy_shares
+from dav_cms.storage import Storage
 from dav_cms.storage.item_row import ItemRowFound, ItemRowReader
 from dav_cms.storage.items import http_date, is_safe_href
 from dav_cms.web import fastpaths
@@ -69,7 +71,9 @@ METHODS = frozenset({"GET", "HEAD"})
 PATH_CACHE = 4096
 
 
-def wrap(app: WSGIApp, radicale: Any, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(
+    app: WSGIApp, radicale: Application, configuration: radicale_config.Configuration
+) -> WSGIApp:
     """``app`` with the layer in front (``app`` itself when it cannot be used)."""
     if not direct_item_reads(configuration) or not fastpaths.allowed():
         return app
@@ -79,7 +83,9 @@ def wrap(app: WSGIApp, radicale: Any, configuration: Any) -> WSGIApp:  # noqa: A
     return ItemReads(app, radicale, reader, configuration)
 
 
-def _reader(radicale: Any, configuration: Any) -> ItemRowReader | None:  # noqa: ANN401
+def _reader(
+    radicale: Application, configuration: radicale_config.Configuration
+) -> ItemRowReader | None:
     """The statement runner for Radicale's storage, if the configuration allows the layer."""
     plugins_known = (
         configuration.get("storage", "type") == "dav_cms.storage"
@@ -100,7 +106,9 @@ def _reader(radicale: Any, configuration: Any) -> ItemRowReader | None:  # noqa:
         "_validate_user_value",
         "_urldecode_username",
     )
-    if not all(hasattr(radicale, name) for name in needed):
+    if not all(hasattr(radicale, name) for name in needed) or not isinstance(
+        radicale._storage, Storage
+    ):
         logger.warning("direct item reads are off: Radicale's application is not as expected")
         return None
     return ItemRowReader(radicale._storage.transactions.engine)
@@ -112,9 +120,9 @@ class ItemReads:
     def __init__(
         self,
         app: WSGIApp,
-        radicale: Any,  # noqa: ANN401 - radicale.app.Application
+        radicale: Application,
         reader: ItemRowReader,
-        configuration: Any,  # noqa: ANN401 - Radicale's Configuration
+        configuration: radicale_config.Configuration,
     ) -> None:
         self.app = app
         self.radicale = radicale

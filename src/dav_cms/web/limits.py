@@ -16,8 +16,8 @@ import io
 import logging
 from collections.abc import Iterable
 from http import client
-from typing import Any
 
+from radicale import config as radicale_config
 from radicale import httputils
 
 from dav_cms.web.limits_base import RefusalError, Settings
@@ -30,7 +30,7 @@ from dav_cms.web.types import Environ, StartResponse, WSGIApp
 logger = logging.getLogger(__name__)
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(app: WSGIApp, configuration: radicale_config.Configuration) -> WSGIApp:
     """``app`` with this layer around it."""
     return Limits(app, configuration)
 
@@ -38,7 +38,7 @@ def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
 class Limits:
     """The layer: checks each request, refuses or hands it on with its body read."""
 
-    def __init__(self, app: WSGIApp, configuration: Any) -> None:  # noqa: ANN401
+    def __init__(self, app: WSGIApp, configuration: radicale_config.Configuration) -> None:
         self.app = app
         self.configuration = configuration
         self.settings = Settings.of(configuration)

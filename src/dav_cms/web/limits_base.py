@@ -8,13 +8,14 @@ both live in the ``[server]`` section of the configuration file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from radicale import config as radicale_config
 
+from dav_cms.radicale_types import ConfigSchema, Configuration, OptionSchema, SectionSchema
+
 DEFAULT_MAX_XML_DEPTH = 64
 
-SERVER_OPTIONS: dict[str, dict[str, Any]] = {
+SERVER_OPTIONS: dict[str, OptionSchema] = {
     "max_xml_depth": {
         "value": str(DEFAULT_MAX_XML_DEPTH),
         "help": "deepest element nesting accepted in an XML request body (0: no limit)",
@@ -23,10 +24,10 @@ SERVER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def schema() -> Any:  # noqa: ANN401 - Radicale's schema type
+def schema() -> ConfigSchema:
     """Radicale's configuration schema with dav_cms's ``[server]`` options added."""
     base = radicale_config.DEFAULT_CONFIG_SCHEMA
-    extended: dict[str, Any] = dict(base)
+    extended: dict[str, SectionSchema] = dict(base)
     extended["server"] = {**base["server"], **SERVER_OPTIONS}
     return extended
 
@@ -49,7 +50,7 @@ class Settings:
     encoding: str
 
     @classmethod
-    def of(cls, configuration: Any) -> Settings:  # noqa: ANN401 - Radicale's Configuration
+    def of(cls, configuration: Configuration) -> Settings:
         """The settings of ``configuration``; defaults where its schema lacks dav_cms's options."""
         try:
             depth = int(configuration.get("server", "max_xml_depth"))

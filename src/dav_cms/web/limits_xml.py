@@ -9,7 +9,6 @@ PROPFIND with another root).
 
 from __future__ import annotations
 
-from typing import Any
 from xml.parsers import expat
 
 from dav_cms.web.limits_base import RefusalError
@@ -35,7 +34,7 @@ def check_xml(method: str, text: str, max_depth: int) -> None:
     depth = 0
     seen_root = False
 
-    def start(name: str, _attributes: Any) -> None:  # noqa: ANN401 - expat's attributes
+    def start(name: str, _attributes: dict[str, str] | list[str]) -> None:
         nonlocal depth, seen_root
         depth += 1
         if max_depth and depth > max_depth:
@@ -51,7 +50,7 @@ def check_xml(method: str, text: str, max_depth: int) -> None:
         nonlocal depth
         depth -= 1
 
-    def doctype(*_args: Any) -> None:  # noqa: ANN401 - expat's arguments
+    def doctype(*_args: object) -> None:
         raise RefusalError(400, "XML body with a DOCTYPE (DTDs and entities are refused)")
 
     parser.StartElementHandler = start

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from radicale import config as radicale_config
 from radicale import httputils, pathutils
 from radicale.log import logger as request_logger
 
@@ -54,6 +55,7 @@ from dav_cms.web import listing_request as req
 from dav_cms.web.capture import Capture
 from dav_cms.web.listing_access import Access
 from dav_cms.web.listing_options import stream_listings
+from dav_cms.web.listing_xml import Row
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ FORWARDED = (
 )
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(app: WSGIApp, configuration: radicale_config.Configuration) -> WSGIApp:
     """``app`` with this layer around it (``app`` itself when the layer is off)."""
     if not stream_listings(configuration) or not fastpaths.allowed():
         return app
@@ -105,7 +107,7 @@ class _Answer:
 class Listing:
     """The layer: streams qualifying listings, passes everything else to ``app``."""
 
-    def __init__(self, app: WSGIApp, configuration: Any) -> None:  # noqa: ANN401
+    def __init__(self, app: WSGIApp, configuration: radicale_config.Configuration) -> None:
         self.app = app
         self.configuration = configuration
         self.encoding = str(configuration.get("encoding", "request"))
@@ -303,7 +305,7 @@ class Listing:
         *,
         plain: bytes,
         href: str,
-        row: Any,  # noqa: ANN401 - a row of the snapshot
+        row: Row,
     ) -> listing_template.Template | None:
         """The allprop template from Radicale's answer for the item of ``row``, or None."""
         start = listing_template.root_start(plain)

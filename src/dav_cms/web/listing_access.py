@@ -20,13 +20,14 @@ from __future__ import annotations
 import base64
 import binascii
 from contextlib import nullcontext
-from typing import Any
 
+from radicale import config as radicale_config
 from radicale import httputils
 from radicale import rights as radicale_rights
 
 from dav_cms import policy, request_context
 from dav_cms.policy import shares as policy_shares
+from dav_cms.radicale_types import Configuration
 from dav_cms.storage.listing import Snapshot
 from dav_cms.web.types import Environ
 
@@ -40,14 +41,14 @@ LOGIN_AUTH = frozenset({"none", "htpasswd"})
 REWRITING_OPTIONS = ("lc_username", "uc_username", "urldecode_username", "strip_domain")
 
 
-def _option(configuration: Any, section: str, option: str) -> Any:  # noqa: ANN401
+def _option(configuration: Configuration, section: str, option: str) -> object:
     try:
         return configuration.get(section, option)
     except KeyError:
         return None
 
 
-def sharing_modes(configuration: Any) -> policy.SharingModes | None:  # noqa: ANN401
+def sharing_modes(configuration: Configuration) -> policy.SharingModes | None:
     """Which shares Radicale resolves; None when they are not dav_cms's to look up."""
     sharing_type = str(_option(configuration, "sharing", "type") or "none")
     if sharing_type not in SHARING_TYPES:
@@ -63,7 +64,7 @@ def sharing_modes(configuration: Any) -> policy.SharingModes | None:  # noqa: AN
 class Access:
     """The user of a request and the access policy's answer for the listed path."""
 
-    def __init__(self, configuration: Any) -> None:  # noqa: ANN401 - Radicale's Configuration
+    def __init__(self, configuration: radicale_config.Configuration) -> None:
         self._configuration = configuration
         self._auth = str(_option(configuration, "auth", "type") or "")
         self._rights_type = str(_option(configuration, "rights", "type") or "")

@@ -10,9 +10,18 @@ so it lives in the ``[server]`` section of the configuration file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
+from dav_cms.radicale_types import (
+    ConfigSchema,
+    Configuration,
+    OptionSchema,
+    OptionText,
+    SectionSchema,
+)
 from dav_cms.web import limits_base
+
+_T = TypeVar("_T")
 
 DEFAULT_MAX_HEAVY_REQUESTS = 2
 DEFAULT_HEAVY_QUEUE = 8
@@ -20,7 +29,7 @@ DEFAULT_HEAVY_WAIT = 10.0
 MAX_HEAVY_WAIT = 3600.0  # an hour: surely a mistake beyond
 
 
-def _not_negative(value: Any) -> int:  # noqa: ANN401 - the configuration's text
+def _not_negative(value: OptionText) -> int:
     number = int(value)
     if number < 0:
         msg = f"must be 0 or more, not {value!r}"
@@ -28,7 +37,7 @@ def _not_negative(value: Any) -> int:  # noqa: ANN401 - the configuration's text
     return number
 
 
-def _seconds(value: Any) -> float:  # noqa: ANN401 - the configuration's text
+def _seconds(value: OptionText) -> float:
     number = float(value)
     if not 0 <= number <= MAX_HEAVY_WAIT:
         msg = f"must be a number of seconds from 0 to 3600, not {value!r}"
@@ -36,7 +45,7 @@ def _seconds(value: Any) -> float:  # noqa: ANN401 - the configuration's text
     return number
 
 
-SERVER_OPTIONS: dict[str, dict[str, Any]] = {
+SERVER_OPTIONS: dict[str, OptionSchema] = {
     "stream_listings": {
         "value": "True",
         "help": "answer PROPFIND Depth 1 and initial sync-collection listings streamed",
@@ -65,14 +74,14 @@ SERVER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def schema() -> Any:  # noqa: ANN401 - Radicale's schema type
+def schema() -> ConfigSchema:
     """Radicale's schema with every dav_cms ``[server]`` option (limits and listings)."""
-    extended: dict[str, Any] = dict(limits_base.schema())
+    extended: dict[str, SectionSchema] = dict(limits_base.schema())
     extended["server"] = {**extended["server"], **SERVER_OPTIONS}
     return extended
 
 
-def stream_listings(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Configuration
+def stream_listings(configuration: Configuration) -> bool:
     """Whether the listing layer is on (on when the schema lacks the option)."""
     try:
         return bool(configuration.get("server", "stream_listings"))
@@ -80,15 +89,19 @@ def stream_listings(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Co
         return True
 
 
-def option(configuration: Any, name: str, default: Any) -> Any:  # noqa: ANN401
-    """``[server] name`` of ``configuration``, ``default`` when its schema lacks it."""
+def option(configuration: Configuration, name: str, default: _T) -> _T:
+    """``[server] name`` of ``configuration``, ``default`` when its schema lacks it.
+
+    The option's parser gives it the type of ``default``.
+    """
     try:
-        return configuration.get("server", name)
+        value: _T = configuration.get("server", name)
     except KeyError:
         return default
+    return value
 
 
-def direct_item_reads(configuration: Any) -> bool:  # noqa: ANN401 - Radicale's Configuration
+def direct_item_reads(configuration: Configuration) -> bool:
     """Whether the item-read layer is on (on when the schema lacks the option)."""
     try:
         return bool(configuration.get("server", "direct_item_reads"))

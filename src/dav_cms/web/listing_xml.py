@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Protocol, cast
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -28,7 +28,33 @@ NOT_FOUND = xmlutils.make_response(404)
 # Properties a sync-collection REPORT answers per item; Radicale reports the others 404.
 SYNC_FOUND = frozenset({req.GETETAG, req.GETCONTENTTYPE})
 
-Row = Any  # a row of dav_cms.storage.listing.ROW_COLUMNS
+
+class Row(Protocol):
+    """A row of :data:`dav_cms.storage.listing.ROW_COLUMNS`: what a ``<response>`` shows."""
+
+    @property
+    def href(self) -> str:
+        """The item's href in its collection."""
+
+    @property
+    def etag(self) -> str:
+        """The item's ETag, quoted."""
+
+    @property
+    def name(self) -> str:
+        """The item's kind (``VCARD``, ``VCALENDAR``)."""
+
+    @property
+    def component_name(self) -> str:
+        """The calendar component (``VEVENT``, ``VTODO``...), "" for a card."""
+
+    @property
+    def modified(self) -> int:
+        """When the item last changed (epoch seconds)."""
+
+    @property
+    def size(self) -> int:
+        """The item's text, in bytes."""
 
 
 @functools.lru_cache(maxsize=64)

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from dav_cms.db import availability, session
+from dav_cms.radicale_types import Configuration
 from dav_cms.web.capture import Capture
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
@@ -73,7 +73,7 @@ def _install_filter() -> None:
     logging.getLogger("radicale").addFilter(_FILTER)
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401
+def wrap(app: WSGIApp, configuration: Configuration) -> WSGIApp:
     """``app`` answering 503 (unreachable, busy) or 507 (full) instead of 500."""
     _install_filter()
     session.limit_lock_waits(session.request_lock_timeout())

@@ -17,9 +17,9 @@ without BEGIN, COMMIT or another checkout.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from dav_cms.db.transaction import request_scope
+from dav_cms.radicale_types import Configuration
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 # Methods that only read (a missing principal is still created: see request_scope).
@@ -28,7 +28,7 @@ READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
 WRITING_METHODS = frozenset({"PUT", "DELETE"})
 
 
-def wrap(app: WSGIApp, configuration: Any) -> WSGIApp:  # noqa: ANN401 - layer signature
+def wrap(app: WSGIApp, configuration: Configuration) -> WSGIApp:
     """``app`` running reading requests in one request scope."""
 
     def reads_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

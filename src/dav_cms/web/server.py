@@ -28,8 +28,10 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
+from radicale import config as radicale_config
 from radicale import server as radicale_server
 
+from dav_cms.radicale_types import ExcInfo, Write
 from dav_cms.web import make_application
 from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
@@ -63,8 +65,8 @@ def named(app: WSGIApp) -> WSGIApp:
         def with_name(
             status: str,
             headers: list[tuple[str, str]],
-            exc_info: Any = None,  # noqa: ANN401
-        ) -> Any:  # noqa: ANN401 - the server's write callable
+            exc_info: ExcInfo | None = None,
+        ) -> Write:
             return start_response(status, [*headers, ("Server", SERVER_SOFTWARE)], exc_info)
 
         return app(environ, with_name)
@@ -72,7 +74,7 @@ def named(app: WSGIApp) -> WSGIApp:
     return named_app
 
 
-def serve(configuration: Any, shutdown_socket: socket.socket) -> None:  # noqa: ANN401
+def serve(configuration: radicale_config.Configuration, shutdown_socket: socket.socket) -> None:
     """Serve until ``shutdown_socket``'s peer is closed; OSError when no address can be bound."""
     configuration = configuration.copy()
     configuration.update({"server": {"_internal_server": "True"}}, "server", privileged=True)

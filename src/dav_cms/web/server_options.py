@@ -12,13 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dav_cms.radicale_types import (
+    ConfigSchema,
+    Configuration,
+    OptionSchema,
+    OptionText,
+    SectionSchema,
+)
+
 DEFAULT_THREADS = 16
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_IDLE_TIMEOUT = 30.0
 
 
-def _positive_float(value: Any) -> float:  # noqa: ANN401 - the configuration's text
+def _positive_float(value: OptionText) -> float:
     number = float(value)
     if not number > 0:
         msg = f"must be a number of seconds above 0, not {value!r}"
@@ -26,7 +34,7 @@ def _positive_float(value: Any) -> float:  # noqa: ANN401 - the configuration's 
     return number
 
 
-def _at_least_one(value: Any) -> int:  # noqa: ANN401 - the configuration's text
+def _at_least_one(value: OptionText) -> int:
     number = int(value)
     if number < 1:
         msg = f"must be at least 1, not {value!r}"
@@ -34,7 +42,7 @@ def _at_least_one(value: Any) -> int:  # noqa: ANN401 - the configuration's text
     return number
 
 
-SERVER_OPTIONS: dict[str, dict[str, Any]] = {
+SERVER_OPTIONS: dict[str, OptionSchema] = {
     "threads": {
         "value": str(DEFAULT_THREADS),
         "help": "threads answering requests, per process",
@@ -58,9 +66,9 @@ SERVER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def schema(base: Any) -> Any:  # noqa: ANN401 - Radicale's schema type
+def schema(base: ConfigSchema) -> ConfigSchema:
     """``base`` (a Radicale configuration schema) with this module's ``[server]`` options."""
-    extended: dict[str, Any] = dict(base)
+    extended: dict[str, SectionSchema] = dict(base)
     extended["server"] = {**base["server"], **SERVER_OPTIONS}
     return extended
 
@@ -77,7 +85,7 @@ class Settings:
     max_content_length: int = 0
 
     @classmethod
-    def of(cls, configuration: Any) -> Settings:  # noqa: ANN401 - Radicale's Configuration
+    def of(cls, configuration: Configuration) -> Settings:
         """The settings of ``configuration``; defaults where its schema lacks the options."""
         values: dict[str, Any] = {}
         for name in SERVER_OPTIONS:
