@@ -8,7 +8,9 @@ filter, and the answer stays right. ``dav-cms verify`` lists them and
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from dav_cms.storage import calindex, cardindex, index_versions
 from tests import factories
 from tests import test_calendar_text_match as caltext
 from tests import test_occurrences as occ
+from tests.servers import start_server
 from tests.test_search_index import (
     CARDS,
     _get,
@@ -209,3 +212,22 @@ def test_the_server_keeper_rebuilds_every_kind_of_older_rows(
     assert (hrefs, flags) == (expected, {True})
     hrefs, flags, expected = _calendar_query(storage)
     assert hrefs == expected
+
+
+def test_serve_rebuilds_older_rows_by_itself(
+    storage: Any, migrated_db_url: str, tmp_path: Path
+) -> None:
+    """After an upgrade the server brings the rows up to date without a command."""
+    _age(migrated_db_url, CardField)
+    _age(migrated_db_url, OccurrenceHorizon)
+    server = start_server(migrated_db_url, tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the server's own thread: its effect is the signal
+            fields, marks = _versions(migrated_db_url)
+            if index_versions.UNKNOWN not in {version for _name, version in fields} | marks:
+                break
+            time.sleep(0.2)
+        test_written_rows_carry_the_current_versions(storage, migrated_db_url)
+    finally:
+        server.stop()

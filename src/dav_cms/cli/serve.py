@@ -14,6 +14,7 @@ import socket
 import sys
 from types import FrameType
 
+from radicale import config as radicale_config_module
 from radicale import log as radicale_log
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -26,6 +27,7 @@ from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.radicale_types import Configuration
+from dav_cms.storage import horizons
 from dav_cms.web import http_server
 from dav_cms.web import server as tls_server
 
@@ -114,19 +116,27 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if tls else "http"
     print(f"dav-cms serving {scheme}://{hosts}/ from {shown}", file=sys.stderr, flush=True)
     try:
-        if tls:
-            logger.warning(
-                "[server] ssl = True: Radicale's built-in server answers (at most "
-                "max_connections connections, no deadline for slow clients); "
-                "terminating TLS at a reverse proxy in front of dav-cms is recommended"
-            )
-            tls_server.serve(configuration, shutdown_out)
-        else:
-            http_server.serve(configuration, shutdown_out)
+        with horizons.kept(url):
+            _serve(configuration, shutdown_out, tls=tls)
     except OSError as exc:
         msg = f"cannot listen on {hosts}: {exc}"
         raise CliError(msg) from exc
     return 0
+
+
+def _serve(
+    configuration: radicale_config_module.Configuration, shutdown_out: socket.socket, *, tls: bool
+) -> None:
+    """Serve with Radicale's TLS server or dav_cms's own until ``shutdown_out`` closes."""
+    if tls:
+        logger.warning(
+            "[server] ssl = True: Radicale's built-in server answers (at most "
+            "max_connections connections, no deadline for slow clients); "
+            "terminating TLS at a reverse proxy in front of dav-cms is recommended"
+        )
+        tls_server.serve(configuration, shutdown_out)
+    else:
+        http_server.serve(configuration, shutdown_out)
 
 
 def _wait_for_database(url: str, seconds: float) -> None:

@@ -26,8 +26,10 @@ from radicale import log as radicale_log
 from dav_cms import redact
 from dav_cms.cli.waitress_worker import WaitressWorker
 from dav_cms.db.availability import retry_while_unreachable
-from dav_cms.db.session import dispose_engines
+from dav_cms.db.session import dispose_engines, get_engine
+from dav_cms.db.transaction import Transactions
 from dav_cms.radicale_config import format_hosts
+from dav_cms.storage import horizons
 from dav_cms.web import WSGIApp, make_application
 
 # A worker that has not reported for this long (its event loop stuck) is restarted.
@@ -47,9 +49,13 @@ class _RedactingLogger(Logger):  # type: ignore[misc]
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(
-        self, configuration: radicale_config.Configuration, options: dict[str, Any]
+        self,
+        configuration: radicale_config.Configuration,
+        options: dict[str, Any],
+        database_url: str,
     ) -> None:
         self._configuration = configuration
+        self._database_url = database_url
         self._options = options
         super().__init__()
 
@@ -69,9 +75,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self._configuration.get("logging", "level"),
             self._configuration.get("logging", "backtrace_on_debug"),
         )
-        return retry_while_unreachable(
+        application = retry_while_unreachable(
             lambda: make_application(self._configuration), WORKER_DATABASE_WAIT_SECONDS
         )
+        # Each worker keeps derived rows up to date (a daemon thread: it ends with the worker).
+        keeper = horizons.HorizonKeeper(Transactions.of(get_engine(self._database_url)))
+        keeper.start()
+        return application
 
 
 def _after_fork(_server: object, _worker: object) -> None:  # gunicorn's arbiter and worker
@@ -106,5 +116,5 @@ def serve_workers(
     )
     # Connections opened while preparing the database must not reach the workers.
     dispose_engines()
-    _Gunicorn(configuration, options).run()
+    _Gunicorn(configuration, options, database_url).run()
     return 0

@@ -21,11 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import OccurrenceHorizon
+from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage import derived, index_versions, reindex
 
@@ -124,7 +127,7 @@ class HorizonKeeper:
             self._thread = None
 
     def _run(self) -> None:
-        wait = self.interval
+        wait = 0.0  # the first batch at once (rows an upgrade left behind, overdue walks)
         while not self._stop.wait(wait):
             wait = self.interval
             try:
@@ -135,3 +138,14 @@ class HorizonKeeper:
             if written:
                 logger.debug("rebuilt the derived rows of %d items", written)
                 wait = BUSY_INTERVAL  # more may be due: the next batch soon, not at once
+
+
+@contextmanager
+def kept(database_url: str) -> Iterator[HorizonKeeper]:
+    """A running keeper on ``database_url`` for the block (``dav-cms serve``, each worker)."""
+    keeper = HorizonKeeper(Transactions.of(get_engine(database_url)))
+    keeper.start()
+    try:
+        yield keeper
+    finally:
+        keeper.stop()
