@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Run Radicale's own tests (from a Radicale checkout) against dav_cms.storage.
+# Run Radicale's own tests (from a Radicale checkout) through dav_cms: every
+# test's application is dav_cms.web.make_application (dav_cms's WSGI layers
+# around Radicale's), its storage dav_cms.storage.
 #
 #   compat/run-radicale-suite.sh RADICALE_CHECKOUT ENGINE [--dav-cms-sharing] [PYTEST ARGS...]
 #
-# ENGINE: sqlite | postgresql (dav_cms.storage on that database; one fresh
-#         database per test) | file (Radicale's own file storage: the baseline).
+# ENGINE: sqlite | postgresql (dav_cms's application and dav_cms.storage on
+#         that database; one fresh database per test) | file (Radicale's own
+#         application and file storage: the baseline).
 # --dav-cms-sharing: every test that configures Radicale's csv sharing backend
 #         gets [sharing] type = dav_cms.sharing on the test's database instead
 #         (also: DAV_CMS_SUITE_SHARING=1 in the environment).
@@ -15,7 +18,8 @@
 # come from the checkout. They are copied into that environment's
 # radicale/tests/ package (the wheel ships only radicale/tests/custom/, which
 # is kept: its plugins match the installed release), together with
-# compat/radicale_suite/conftest.py, which switches the storage to dav_cms.
+# compat/radicale_suite/conftest.py, which switches the application and the
+# storage to dav_cms's.
 #
 # Environment:
 #   SUITE_VENV         scratch virtual environment (default: $TMPDIR/dav-cms-radicale-suite-venv)

@@ -1,10 +1,13 @@
-"""Run Radicale's own test suite against ``[storage] type = dav_cms.storage``.
+"""Run Radicale's own test suite through dav_cms's application and storage.
 
 ``compat/run-radicale-suite.sh`` copies this file next to Radicale's tests, as
 ``radicale/tests/conftest.py`` of a scratch virtual environment. The tests
 themselves are never edited: ``BaseTest.configure`` is wrapped so that, after
 the suite configured Radicale's file storage, the storage is switched to
-dav_cms on a database of the test's own, and the application is created again.
+dav_cms on a database of the test's own, and the application is created again
+as dav_cms serves it: ``dav_cms.web.make_application(configuration)``, every
+WSGI layer of dav_cms around Radicale's application (see ``ServedApplication``
+for how the suite's client is given its answers).
 
 ``DAV_CMS_SUITE_ENGINE`` picks the database:
 
@@ -12,7 +15,8 @@ dav_cms on a database of the test's own, and the application is created again.
 * ``postgresql``: a fresh database per test, made with ``CREATE DATABASE`` on
   ``DAV_CMS_SUITE_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
   and dropped after the test;
-* ``file``: no change at all (Radicale's own file storage: the baseline).
+* ``file``: no change at all (Radicale's own file storage and its bare
+  ``radicale.Application``: the baseline).
 
 Tests that choose a storage type of their own (a custom plugin) keep it: only
 Radicale's file storage (``multifilesystem``, ``multifilesystem_nolock``) is replaced.
@@ -21,6 +25,25 @@ With ``DAV_CMS_SUITE_SHARING=1`` every application configured with Radicale's
 csv sharing backend gets ``[sharing] type = dav_cms.sharing`` instead, on the
 test's database (with ``file``: a SQLite file of its own in the test's folder).
 The suite's ``files`` sharing backend is left alone.
+
+On ``sqlite`` and ``postgresql`` every application a test configures is
+dav_cms's full one, whatever its storage type (tests with a custom storage plugin
+keep the plugin, behind dav_cms's layers). With ``file`` the application stays
+Radicale's own, with or without ``DAV_CMS_SUITE_SHARING``.
+
+How the suite's client is served
+--------------------------------
+
+The suite calls ``self.application(environ, start_response)`` itself, as a
+minimal WSGI server would, with two shortcuts a real server does not take: its
+``start_response`` takes no ``exc_info`` argument, and it keeps only the first
+chunk of the answer (``answers[0]``) and never calls the answer's ``close()``.
+Radicale's application always answers in one chunk and needs no ``close()``;
+dav_cms's layers stream listings in many chunks and give back their heavy-request
+slot, read transaction and request context in ``close()``. ``ServedApplication``
+does for the suite what dav_cms's HTTP server does: it accepts ``exc_info``, takes
+every chunk, calls ``close()``, and hands the suite the whole body as one chunk.
+Status, headers and body bytes are passed on unchanged.
 
 What the harness translates, and why
 ------------------------------------
@@ -61,11 +84,40 @@ request, so a collection deleted later is not brought back). Calls made by
 Radicale, dav_cms or the standard library (``os.makedirs`` recursing into its
 own parents, for one) and paths outside the current test's ``collection-root/``
 reach the real functions untouched, and both are restored after each test.
+
+Refusals dav_cms makes on purpose
+---------------------------------
+
+Two kinds of request of the suite meet a refusal of dav_cms's layers that
+Radicale does not make. While the full application runs (``sqlite``,
+``postgresql``), each is sent as the equivalent request dav_cms takes, and
+nothing else is changed; the test then checks Radicale's answer to that request:
+
+* test_sharing.py's ``_sharing_api_form`` POSTs the sharing API form-encoded.
+  The cross-site layer takes a POST to the sharing API only as
+  ``application/json`` (403 otherwise: an HTML form of a hostile page can send a
+  form). Radicale takes both, and reads the form into the same fields it reads
+  from JSON; the form is sent as the JSON object of those fields, read as
+  Radicale reads the form (``form_as_json``), with the test's ``Accept`` (which
+  picks the answer's format) unchanged. A form Radicale itself refuses (a
+  malformed ``Properties`` entry, an ``Enabled`` that is no boolean) is sent as
+  it is.
+* test_sharing.py POSTs to the sharing API with no body and no
+  ``Content-Type``, to see 404 (API off), 401 (no login) or 400 (no data): the
+  cross-site layer answers 403 before any of these. Such a POST is sent with
+  ``Content-Type: application/json`` and still no body, to which Radicale gives
+  the same three answers.
+
+Each is logged (``suite: ...``, logger ``dav_cms.suite``). Every other request
+reaches the application as the test wrote it, and every answer reaches the test
+as the application gave it (dav_cms's security headers included), so any other
+refusal or difference shows as a failure.
 """
 
 from __future__ import annotations
 
 import builtins
+import configparser
 import errno
 import inspect
 import io
@@ -73,14 +125,20 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qs
 
 import pytest
-from radicale import app, pathutils
+from radicale import app as radicale_app
+from radicale import pathutils
 from radicale import storage as radicale_storage
 from radicale.tests import BaseTest
+
+from dav_cms.web import make_application
+from dav_cms.web.types import Environ, StartResponse, WSGIApp
 
 ENGINE_VARIABLE = "DAV_CMS_SUITE_ENGINE"
 PG_ADMIN_VARIABLE = "DAV_CMS_SUITE_PG_URL"
@@ -318,6 +376,136 @@ class FolderTranslation:
 _folder_translation = FolderTranslation()
 
 
+# -- the suite's form-encoded sharing API requests, as JSON ---------------------------
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+JSON_TYPE = "application/json"
+# test_sharing.py's helpers: _sharing_api_form builds the form, _sharing_api sends it.
+FORM_HELPER = "_sharing_api_form"
+SENDING_HELPER = "_sharing_api"
+SHARING_TEST_FILE = "test_sharing.py"
+SHARING_SEGMENT = ".sharing"
+# The form fields Radicale reads as booleans, and the one it reads as NAME=VALUE pairs.
+BOOLEAN_FIELDS = frozenset({"Enabled", "Hidden"})
+PROPERTIES_FIELD = "Properties"
+PROPERTY_ENTRY = re.compile(r"^([^=]+)=([^=]+)$")
+QUOTES = "\"'"
+
+
+def _called_from_form_helper(frame: Any) -> bool:  # noqa: ANN401 - a frame or None
+    """True when ``frame`` is test_sharing.py's ``_sharing_api`` run by ``_sharing_api_form``."""
+    if frame is None or frame.f_back is None:
+        return False
+    sender, builder = frame.f_code, frame.f_back.f_code
+    return all(
+        Path(code.co_filename) == TESTS_FOLDER / SHARING_TEST_FILE and code.co_name == name
+        for code, name in ((sender, SENDING_HELPER), (builder, FORM_HELPER))
+    )
+
+
+def form_as_json(body: str) -> str | None:
+    """The JSON request that carries the same fields as the form ``body``.
+
+    Field for field as Radicale reads the form: the first value of each field,
+    ``Enabled``/``Hidden`` as booleans, ``Properties`` entries ``NAME=VALUE``
+    (quotes stripped, empty entries skipped) as an object. None when Radicale
+    would refuse the form itself (a malformed property entry, a field that is no
+    boolean): such a body is sent unchanged.
+    """
+    data: dict[str, Any] = {}
+    for name, values in parse_qs(body, keep_blank_values=True).items():
+        if name == PROPERTIES_FIELD:
+            properties: dict[str, str] = {}
+            for entry in values:
+                if not entry:
+                    continue
+                match = PROPERTY_ENTRY.match(entry)
+                if match is None:
+                    return None
+                properties[match[1].strip(QUOTES)] = match[2].strip(QUOTES)
+            data[name] = properties
+        elif name in BOOLEAN_FIELDS:
+            state = configparser.RawConfigParser.BOOLEAN_STATES.get(values[0].lower())
+            if state is None:
+                return None
+            data[name] = state
+        else:
+            data[name] = values[0]
+    return json.dumps(data)
+
+
+def _bodiless_sharing_post(frame: Any, method: str, path: str, kwargs: dict[str, Any]) -> bool:  # noqa: ANN401
+    """True for a POST to the sharing API, without body or type, straight from test_sharing.py."""
+    return (
+        frame is not None
+        and Path(frame.f_code.co_filename) == TESTS_FOLDER / SHARING_TEST_FILE
+        and method.upper() == "POST"
+        and SHARING_SEGMENT in path.split("/")
+        and kwargs.get("data") is None
+        and kwargs.get("content_type") is None
+    )
+
+
+def request(self: BaseTest, method: str, path: str, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    """The suite's ``request``; test_sharing.py's sharing API POSTs said to be JSON."""
+    caller = inspect.currentframe()
+    caller = caller.f_back if caller is not None else None
+    data = kwargs.get("data")
+    if args:
+        pass  # the suite passes data and content type by name; positional calls go as they are
+    elif (
+        isinstance(data, str)
+        and kwargs.get("content_type") == FORM_TYPE
+        and _called_from_form_helper(caller)
+    ):
+        translated = form_as_json(data)
+        if translated is not None:
+            logger.info("suite: %s %s: form body sent as JSON %s", method, path, translated)
+            kwargs = {**kwargs, "data": translated, "content_type": JSON_TYPE}
+    elif _bodiless_sharing_post(caller, method, path, kwargs):
+        logger.info("suite: %s %s without body: sent with Content-Type %s", method, path, JSON_TYPE)
+        kwargs = {**kwargs, "content_type": JSON_TYPE}
+    return _originals["request"](self, method, path, *args, **kwargs)
+
+
+# -- the suite's client, served as dav_cms's HTTP server serves ------------------------
+
+
+class ServedApplication:
+    """dav_cms's application as its HTTP server runs it, for the suite's own client.
+
+    The answer is taken whole and closed, then handed over as one chunk; see the
+    module's documentation for why.
+    """
+
+    def __init__(self, application: WSGIApp) -> None:
+        self.application = application
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        """Run one request to its end; the whole body as a single chunk."""
+        started = False
+
+        def server_start_response(
+            status: str,
+            headers: list[tuple[str, str]],
+            exc_info: Any = None,  # noqa: ANN401 - sys.exc_info() or None
+        ) -> Any:  # noqa: ANN401 - the suite's write callable (None)
+            nonlocal started
+            if exc_info is not None and started:
+                raise exc_info[1].with_traceback(exc_info[2])
+            started = True
+            return start_response(status, headers)
+
+        answer = self.application(environ, server_start_response)
+        try:
+            body = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        return [body] if body else []
+
+
 # -- the wrapped BaseTest ----------------------------------------------------------
 
 
@@ -342,18 +530,25 @@ def _test_database(test: BaseTest) -> str:
 
 
 def configure(self: BaseTest, config_: Any) -> None:  # noqa: ANN401
-    """The suite's ``configure``, then dav_cms's plugins and a new application."""
+    """The suite's ``configure``, then dav_cms's plugins and dav_cms's application.
+
+    On the ``file`` baseline only the sharing backend may change, and the
+    application stays Radicale's own.
+    """
     _originals["configure"](self, config_)
+    full_application = suite_engine() != "file"
     updates: dict[str, dict[str, str]] = {}
-    if suite_engine() != "file" and _uses_file_storage(self):
+    if full_application and _uses_file_storage(self):
         updates["storage"] = {"type": DAV_CMS_STORAGE_TYPE, "database_url": _test_database(self)}
     if suite_sharing() and _uses_csv_sharing(self):
         updates["sharing"] = {"type": "dav_cms.sharing", "database_url": _test_database(self)}
-    if not updates:
-        return
-    self.configuration.update(updates, "dav_cms suite", privileged=True)
-    # What BaseTest.configure does after its update.
-    self.application = app.Application(self.configuration)
+    if updates:
+        self.configuration.update(updates, "dav_cms suite", privileged=True)
+    if full_application:
+        self.application = ServedApplication(make_application(self.configuration))
+    elif updates:
+        # What BaseTest.configure does after its update.
+        self.application = radicale_app.Application(self.configuration)
 
 
 def setup_method(self: BaseTest) -> None:
@@ -383,6 +578,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _originals["configure"] = BaseTest.configure
     _originals["setup_method"] = BaseTest.setup_method
     _originals["teardown_method"] = BaseTest.teardown_method
+    if engine != "file":
+        _originals["request"] = BaseTest.request
+        BaseTest.request = request  # type: ignore[method-assign]
     BaseTest.configure = configure  # type: ignore[method-assign]
     BaseTest.setup_method = setup_method  # type: ignore[method-assign]
     BaseTest.teardown_method = teardown_method  # type: ignore[method-assign]
@@ -407,8 +605,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     engine = config.stash.get(_ENGINE_KEY, "?")
     sharing = "dav_cms.sharing in place of csv" if suite_sharing() else "Radicale's backends"
     if engine == "file":
-        return f"radicale suite storage: Radicale's multifilesystem (baseline); sharing: {sharing}"
-    return f"radicale suite storage: dav_cms.storage on {engine}; sharing: {sharing}"
+        return (
+            "radicale suite storage: Radicale's multifilesystem (baseline), "
+            f"radicale.Application; sharing: {sharing}"
+        )
+    return (
+        f"radicale suite storage: dav_cms.storage on {engine}, "
+        f"dav_cms.web.make_application; sharing: {sharing}"
+    )
 
 
 _ENGINE_KEY = pytest.StashKey[str]()
