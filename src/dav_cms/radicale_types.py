@@ -15,7 +15,7 @@ functions uses Radicale's class instead (``radicale.config.Configuration``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
@@ -72,8 +72,15 @@ class VComponent(Protocol):
     """
 
     @property
+    def name(self) -> str:
+        """The component's name (``VCALENDAR``, ``VEVENT``, ``VCARD``...)."""
+
+    @property
     def contents(self) -> dict[str, list[Any]]:
         """The children, by lower-case name, in the order written."""
+
+    def components(self) -> Iterator[VComponent]:
+        """The child components (``VEVENT``, ``VTIMEZONE``...), without the properties."""
 
     def add(self, name: str) -> VContentLine:
         """A new child called ``name``."""

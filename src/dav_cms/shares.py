@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from radicale import pathutils
 from sqlalchemy import ColumnElement, and_, literal_column, or_, select, text
@@ -181,7 +181,19 @@ def placeholder_rows(*, inline: bool = False) -> ColumnElement[bool]:
     )
 
 
-def is_placeholder(row: Any) -> bool:  # noqa: ANN401 - a Share or a row of its columns
+class ShareTarget(Protocol):
+    """What :func:`is_placeholder` reads: a :class:`Share`, or a row of its columns."""
+
+    @property
+    def user(self) -> str | None:
+        """The ``User`` of the record."""
+
+    @property
+    def path_or_token(self) -> str | None:
+        """The ``PathOrToken`` of the record."""
+
+
+def is_placeholder(row: ShareTarget) -> bool:
     """Whether :func:`placeholder_rows` holds for ``row`` (the same rule, in Python)."""
     user = row.user or ""
     return USER_PLACEHOLDER in (row.path_or_token or "") and (
@@ -192,7 +204,7 @@ def is_placeholder(row: Any) -> bool:  # noqa: ANN401 - a Share or a row of its 
 def select_rows(
     session: Session,
     path_or_token: str | None = None,
-    **fields: Any,  # noqa: ANN401
+    **fields: str | int | bool | None,
 ) -> list[Share]:
     """Rows matching exact column values, oldest first.
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from dav_cms import transfer_batches
-from dav_cms.cli.common import CliError, add_database_option, database_url
+from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
 from dav_cms.cli.transfer import _batch_progress, _batch_size
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
@@ -17,7 +16,7 @@ from dav_cms.storage.scope import Scope
 KIND_CHOICES = (*index_versions.KINDS, "all")
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``reindex``."""
     parser = subparsers.add_parser(
         "reindex",

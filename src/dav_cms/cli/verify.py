@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from radicale import config as radicale_config
 
-from dav_cms.cli.common import add_database_option, database_url
+from dav_cms.cli.common import Subparsers, add_database_option, database_url
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage import verify
 from dav_cms.storage.scope import Scope
 
 
-def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private type
+def register(subparsers: Subparsers) -> None:
     """Add ``verify``."""
     parser = subparsers.add_parser(
         "verify",

@@ -23,11 +23,12 @@ from typing import Any
 
 from radicale import xmlutils
 from radicale.item import filter as radicale_filter
-from sqlalchemy import ColumnElement, and_, false, insert, select, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, insert, select, true
 from sqlalchemy.orm import Session, aliased
 
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.radicale_types import VComponent
 from dav_cms.storage import cardindex, occurrences
 from dav_cms.storage.index_versions import CALENDAR as VERSION
 
@@ -37,7 +38,7 @@ PROPERTIES = ("SUMMARY", "DESCRIPTION", "LOCATION")
 MARKER = "VCALENDAR"
 _COLLATIONS = (None, "i;ascii-casemap", "i;unicode-casemap")
 INSERT_BATCH = 1000
-Column = Any
+Column = SQLColumnExpression[str | None]
 Match = Callable[[Column], ColumnElement[bool]]
 
 
@@ -46,7 +47,7 @@ def field_name(component: str, prop: str) -> str:
     return f"{component}/{prop}"
 
 
-def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
+def field_rows(vobject_item: VComponent) -> list[dict[str, Any]]:
     """The index rows of a parsed iCalendar item (markers, then values as text-match sees them)."""
     rows: list[dict[str, Any]] = [_row(MARKER, None, None)]
     for component in COMPONENTS:
@@ -87,7 +88,7 @@ def index_item(
     session: Session,
     item_id: int,
     collection_id: int,
-    vobject_item: Any,  # noqa: ANN401
+    vobject_item: VComponent,
     *,
     replace: bool,
 ) -> None:
@@ -225,7 +226,7 @@ class _Builder:
         if len(matches) == 1 and not matches[0][1]:
             return self._has(name, matches[0][0])
 
-        def each(comp: Any) -> ColumnElement[bool]:  # noqa: ANN401
+        def each(comp: type[CardField]) -> ColumnElement[bool]:
             tests = [
                 ~self._at(comp, name, match) if negate else self._at(comp, name, match)
                 for match, negate in matches
@@ -244,7 +245,7 @@ class _Builder:
         return ItemRow.id.in_(stmt)
 
     def _some_component(
-        self, component: str, test: Callable[[Any], ColumnElement[bool]]
+        self, component: str, test: Callable[[type[CardField]], ColumnElement[bool]]
     ) -> ColumnElement[bool]:
         """Some component of type ``component`` of the item passes ``test``."""
         comp = aliased(CardField)
@@ -254,7 +255,7 @@ class _Builder:
         return ItemRow.id.in_(stmt)
 
     @staticmethod
-    def _at(comp: Any, name: str, match: Match | None = None) -> ColumnElement[bool]:  # noqa: ANN401
+    def _at(comp: type[CardField], name: str, match: Match | None = None) -> ColumnElement[bool]:
         """A value of ``name`` in the component ``comp`` (matching ``match``)."""
         value = aliased(CardField)
         stmt = select(value.id).where(
@@ -285,7 +286,7 @@ def _text_match(filter_: ET.Element) -> tuple[Match, bool]:
     def match(value: Column) -> ColumnElement[bool]:
         # Both sides are lower-cased: SQLite's ASCII-case-insensitive LIKE is exact here.
         if not text:
-            return value.is_not(None)  # type: ignore[no-any-return]
-        return value.contains(text, autoescape=True)  # type: ignore[no-any-return]
+            return value.is_not(None)
+        return value.contains(text, autoescape=True)
 
     return match, filter_.get("negate-condition") == "yes"

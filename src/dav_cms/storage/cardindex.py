@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.radicale_types import VComponent
 from dav_cms.storage import searchindex
 from dav_cms.storage.index_versions import CARDS as VERSION
 
@@ -60,7 +61,7 @@ def is_indexed(name: str) -> bool:
     return _NAME.fullmatch(name) is not None and (name in INDEXED or name.startswith("X-"))
 
 
-def indexed_values(vobject_item: Any) -> Iterator[tuple[str, list[str]]]:  # noqa: ANN401
+def indexed_values(vobject_item: VComponent) -> Iterator[tuple[str, list[str]]]:
     """(property, its values as text-match sees them) per indexed property line of a vCard."""
     for key, children in vobject_item.contents.items():
         name = key.upper()
@@ -71,7 +72,7 @@ def indexed_values(vobject_item: Any) -> Iterator[tuple[str, list[str]]]:  # noq
             yield name, [value if isinstance(value, str) else str(value) for value in values]
 
 
-def field_rows(vobject_item: Any) -> list[dict[str, Any]]:  # noqa: ANN401
+def field_rows(vobject_item: VComponent) -> list[dict[str, Any]]:
     """The index rows of a parsed vCard: the marker, then one per value (as text-match sees it)."""
     rows: list[dict[str, Any]] = [_row(MARKER, None, None)]
     for name, texts in indexed_values(vobject_item):
@@ -109,7 +110,7 @@ def index_item(
     session: Session,
     item_id: int,
     collection_id: int,
-    vobject_item: Any,  # noqa: ANN401
+    vobject_item: VComponent,
     *,
     replace: bool,
 ) -> None:

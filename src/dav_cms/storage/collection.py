@@ -9,12 +9,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from radicale import item as radicale_item
 from radicale import storage as radicale_storage
 from radicale.item import filter as radicale_filter
-from sqlalchemy import delete, func, select, true, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, select, true, update
+from sqlalchemy.orm import Session
 
 from dav_cms import audit
 from dav_cms.db import statistics
@@ -24,6 +25,7 @@ from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
+    TextFields,
     fits_size,
     http_date,
     is_safe_href,
@@ -54,6 +56,34 @@ COLLECTION_COLUMNS = (
 )
 
 
+class CollectionColumns(Protocol):
+    """A row of :data:`COLLECTION_COLUMNS`: what :meth:`CollectionState.of` reads."""
+
+    @property
+    def id(self) -> int:
+        """The collection's primary key."""
+
+    @property
+    def props(self) -> str:
+        """The collection's properties, as JSON."""
+
+    @property
+    def instance(self) -> str:
+        """The collection's instance (a new one makes every sync token invalid)."""
+
+    @property
+    def revision(self) -> int:
+        """The revision of the last change."""
+
+    @property
+    def sync_floor(self) -> int:
+        """The oldest revision a sync token may name."""
+
+    @property
+    def modified(self) -> int:
+        """When an item or a property last changed (epoch seconds)."""
+
+
 @dataclass
 class CollectionState:
     """The collection row as this request saw it (kept current by its own writes)."""
@@ -66,7 +96,7 @@ class CollectionState:
     modified: int
 
     @classmethod
-    def of(cls, row: Any) -> CollectionState:  # noqa: ANN401
+    def of(cls, row: CollectionColumns) -> CollectionState:
         """State of a row of :data:`COLLECTION_COLUMNS`."""
         return cls(
             id=row.id,
@@ -134,7 +164,7 @@ class Collection(radicale_storage.BaseCollection):
                     elif fits_size(row, max_size, f"{self._path}/{href}"):
                         yield href, to_item(self, row)
 
-    def _is_most(self, session: Any, wanted: int) -> bool:  # noqa: ANN401
+    def _is_most(self, session: Session, wanted: int) -> bool:
         """Whether ``wanted`` hrefs are a large part of the collection (sync, full multiget)."""
         stmt = select(func.count()).where(ItemRow.collection_id == self._state.id)
         return wanted * 4 >= (session.scalar(stmt) or 0)
@@ -173,21 +203,21 @@ class Collection(radicale_storage.BaseCollection):
         stmt = select_items(self._state.id, max_size, text=not lazy).order_by(ItemRow.id)
         yield from self._stream(stmt) if lazy else map(self._item, self._rows(stmt))
 
-    def _item(self, row: Any) -> radicale_item.Item:  # noqa: ANN401
+    def _item(self, row: TextFields) -> radicale_item.Item:
         return to_item(self, row)
 
-    def _rows(self, stmt: Any) -> Iterator[Any]:  # noqa: ANN401
+    def _rows(self, stmt: Select[*tuple[Any, ...]]) -> Iterator[Row[*tuple[Any, ...]]]:
         """Rows of ``stmt``, fetched in batches (a listing is never held in memory)."""
         for chunk in self._chunks(stmt):
             yield from chunk
 
-    def _chunks(self, stmt: Any) -> Iterator[Sequence[Any]]:  # noqa: ANN401
+    def _chunks(self, stmt: Select[*tuple[Any, ...]]) -> Iterator[Sequence[Row[*tuple[Any, ...]]]]:
         """Rows of ``stmt`` in lists of at most STREAM_BATCH, one round trip each."""
         with self._storage.transactions.session() as session:
             result = session.connection().execute(stmt.execution_options(yield_per=STREAM_BATCH))
             yield from result.partitions()
 
-    def _stream(self, stmt: Any) -> Iterator[radicale_item.Item]:  # noqa: ANN401
+    def _stream(self, stmt: Select[*tuple[Any, ...]]) -> Iterator[radicale_item.Item]:
         """Lazy items of the rows of ``stmt`` (selected without their text)."""
         yield from listed_items(self, self._chunks(stmt), self._storage.transactions)
 
@@ -223,11 +253,11 @@ class Collection(radicale_storage.BaseCollection):
 
     def _search(
         self,
-        condition: Any,  # noqa: ANN401
-        indexed: Any,  # noqa: ANN401
-        prefilter: Any = None,  # noqa: ANN401
+        condition: ColumnElement[bool],
+        indexed: ColumnElement[bool],
+        prefilter: ColumnElement[bool] | None = None,
         exact: Callable[[tuple[int, int]], bool] | None = None,
-        known: Any = None,  # noqa: ANN401
+        known: ColumnElement[bool] | None = None,
     ) -> Iterator[tuple[radicale_item.Item, bool]]:
         """Items matching ``condition``, and unindexed ones for Radicale to filter.
 
@@ -341,7 +371,7 @@ class Collection(radicale_storage.BaseCollection):
         folder = f"/{self._path}/" if self._path else "/"
         return folder + href if href else folder
 
-    def note_removed(self, session: Any, href: str) -> None:  # noqa: ANN401
+    def note_removed(self, session: Session, href: str) -> None:
         """Record the deletion of ``href`` (already removed) in the change log."""
         collection_id = self._require_id()
         revision = sync.bump_revision(session, collection_id)
@@ -418,8 +448,9 @@ class Collection(radicale_storage.BaseCollection):
                 raise sync.InvalidSyncToken(msg)
             token = sync.make_token(row.instance, row.revision)
             if not old_token:
+                # In id order, as the streamed initial sync lists them (dav_cms.web.listing).
                 hrefs = session.scalars(
-                    select(ItemRow.href).where(ItemRow.collection_id == row.id)
+                    select(ItemRow.href).where(ItemRow.collection_id == row.id).order_by(ItemRow.id)
                 ).all()
                 return token, hrefs
             since = sync.parse_token(old_token, row.instance, row.revision, row.sync_floor)

@@ -10,10 +10,10 @@ Radicale's filters parse it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import vobject
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField, OccurrenceHorizon
@@ -31,6 +31,34 @@ SOURCE_COLUMNS = (
 )
 # Which kinds of derived rows an item has, by its ``items.name``.
 KINDS_OF = {"VCARD": ("cards",), "VCALENDAR": ("calendar", "occurrences")}
+
+
+class SourceColumns(Protocol):
+    """A row with the columns of :data:`SOURCE_COLUMNS`: what :func:`source_of` reads."""
+
+    @property
+    def id(self) -> int:
+        """The item's primary key."""
+
+    @property
+    def collection_id(self) -> int:
+        """Its collection's primary key."""
+
+    @property
+    def name(self) -> str:
+        """The item's kind (``VCARD``, ``VCALENDAR``)."""
+
+    @property
+    def component_name(self) -> str:
+        """The calendar component (``VEVENT``, ``VTODO``...), "" for a card."""
+
+    @property
+    def etag(self) -> str:
+        """The item's ETag, quoted."""
+
+    @property
+    def text(self) -> str:
+        """The item's text, as stored."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +162,9 @@ def _marked(marker: str, kind: str) -> ColumnElement[bool]:
     )
 
 
-def select_sources(condition: ColumnElement[bool], after: int, limit: int) -> Any:  # noqa: ANN401
+def select_sources(
+    condition: ColumnElement[bool], after: int, limit: int
+) -> Select[int, int, str, str, str, str]:
     """SELECT of the next ``limit`` items (by id, above ``after``) that meet ``condition``."""
     return (
         select(*SOURCE_COLUMNS)
@@ -144,6 +174,6 @@ def select_sources(condition: ColumnElement[bool], after: int, limit: int) -> An
     )
 
 
-def source_of(row: Any) -> Source:  # noqa: ANN401
+def source_of(row: SourceColumns) -> Source:
     """The :class:`Source` of a row of :func:`select_sources`."""
     return Source(row.id, row.collection_id, row.name, row.component_name, row.etag, row.text)

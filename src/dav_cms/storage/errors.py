@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import DataError, IntegrityError
+
+if TYPE_CHECKING:
+    from dav_cms.db.transaction import Transactions
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +22,17 @@ class StorageError(ValueError):
     """A write the database refused; Radicale answers it with a 4xx."""
 
 
-class _HasStorage(Protocol):
-    _storage: Any
+class _HasTransactions(Protocol):
+    """The storage, or what a collection keeps of it in ``_storage``."""
+
+    @property
+    def transactions(self) -> Transactions:
+        """The storage's transactions."""
 
 
-def _transactions(owner: Any) -> Any:  # noqa: ANN401
-    storage = getattr(owner, "_storage", owner)
+def _transactions(owner: object) -> Transactions:
+    """The transactions of ``owner``: a storage, or a collection of one."""
+    storage = cast("_HasTransactions", getattr(owner, "_storage", owner))
     return storage.transactions
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, event, exists, or_, select
 from sqlalchemy.orm import aliased
+from sqlalchemy.pool import PoolProxiedConnection
 
 from dav_cms import shares
 from dav_cms.db import inlist, liveness
@@ -86,12 +88,12 @@ class HeldConnections:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._postgresql = engine.dialect.name == "postgresql"
-        self._idle: list[tuple[Any, float]] = []
+        self._idle: list[tuple[PoolProxiedConnection, float]] = []
         self._lock = threading.Lock()
         # Held connections go back when the engine's pool is disposed (tests, shutdown).
         event.listen(engine, "engine_disposed", self._release_all)
 
-    def take(self) -> Any:  # noqa: ANN401 - SQLAlchemy's pooled connection proxy
+    def take(self) -> PoolProxiedConnection:
         """A held connection that still looks alive, else a new checkout."""
         while True:
             with self._lock:
@@ -107,7 +109,7 @@ class HeldConnections:
             driver.autocommit = True
         return connection
 
-    def give(self, connection: Any) -> None:  # noqa: ANN401
+    def give(self, connection: PoolProxiedConnection) -> None:
         """Keep ``connection`` for the next read, or return it to the pool."""
         with self._lock:
             if len(self._idle) < HELD:
@@ -115,13 +117,14 @@ class HeldConnections:
                 return
         self._release(connection)
 
-    def _usable(self, connection: Any, since: float) -> bool:  # noqa: ANN401
+    def _usable(self, connection: PoolProxiedConnection, since: float) -> bool:
         if not self._postgresql:
             return True
-        idle = time.monotonic() - since
-        return idle < liveness.PING_AFTER_IDLE_SECONDS and not liveness.looks_dead(
-            connection.driver_connection
-        )
+        if time.monotonic() - since >= liveness.PING_AFTER_IDLE_SECONDS:
+            return False
+        driver = connection.driver_connection
+        assert driver is not None  # a held connection is never closed or detached
+        return not liveness.looks_dead(driver)
 
     def _release_all(self, _engine: Engine | None = None) -> None:
         """Close every held connection (its pool is gone: nothing would close it later)."""
@@ -130,10 +133,12 @@ class HeldConnections:
         for connection, _since in held:
             connection.invalidate()
 
-    def _release(self, connection: Any) -> None:  # noqa: ANN401
+    def _release(self, connection: PoolProxiedConnection) -> None:
         try:
             if self._postgresql:
-                connection.driver_connection.autocommit = False
+                driver = connection.driver_connection
+                assert driver is not None
+                driver.autocommit = False
             connection.close()
         except Exception:  # a dead connection: the pool must not get it back
             connection.invalidate()
@@ -163,7 +168,9 @@ class ItemRowReader:
         params = self._parameters(values)
         connection = self._held.take()
         try:
-            cursor = connection.driver_connection.cursor()
+            driver = connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
             try:
                 cursor.execute(self._sql, params)
                 row = cursor.fetchone()
@@ -180,7 +187,7 @@ class ItemRowReader:
             text, etag, modified, size, name, bool(principal), bool(nested), bool(shared)
         )
 
-    def _parameters(self, values: dict[str, Any]) -> Any:  # noqa: ANN401 - driver-specific
+    def _parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | Mapping[str, Any]:
         # With the values the compiler made parameters of (the placeholder rule's patterns).
         params = self._compiled.construct_params(values)
         if self._positions is not None:

@@ -7,13 +7,14 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from radicale import item as radicale_item
 from radicale import pathutils
 from sqlalchemy import Select, select
 
 from dav_cms.db.models import Item as ItemRow
+from dav_cms.radicale_types import VComponent
 
 if TYPE_CHECKING:
     from dav_cms.db.transaction import Transactions
@@ -58,6 +59,62 @@ def is_safe_href(href: str) -> bool:
     )
 
 
+class ItemFields(Protocol):
+    """What a :class:`StoredItem` is made of: a row of :data:`LISTING_COLUMNS`, or its values."""
+
+    @property
+    def href(self) -> str:
+        """The item's name in its collection."""
+
+    @property
+    def uid(self) -> str | None:
+        """The item's UID (None or "" when it has none)."""
+
+    @property
+    def etag(self) -> str:
+        """The item's ETag, quoted."""
+
+    @property
+    def name(self) -> str:
+        """The item's kind (``VCARD``, ``VCALENDAR``)."""
+
+    @property
+    def component_name(self) -> str:
+        """The calendar component (``VEVENT``, ``VTODO``...), "" for a card."""
+
+    @property
+    def start_ts(self) -> int:
+        """The start of the item's time range (epoch seconds)."""
+
+    @property
+    def end_ts(self) -> int:
+        """The end of the item's time range (epoch seconds)."""
+
+    @property
+    def modified(self) -> int:
+        """When the item last changed (epoch seconds)."""
+
+
+class TextFields(ItemFields, Protocol):
+    """What :func:`to_item` reads: the values and the text (a row of :data:`ITEM_COLUMNS`)."""
+
+    @property
+    def text(self) -> str:
+        """The item's text, as stored."""
+
+
+class ListedRow(ItemFields, Protocol):
+    """A row of :data:`LISTING_COLUMNS` (or of :data:`ITEM_COLUMNS`): with its id and size."""
+
+    @property
+    def id(self) -> int:
+        """The item's primary key."""
+
+    @property
+    def size(self) -> int:
+        """The item's text, in bytes."""
+
+
 def select_items(
     collection_id: int, max_size: int | None = None, *, text: bool = True
 ) -> Select[*tuple[Any, ...]]:
@@ -72,7 +129,7 @@ def select_items(
     return stmt
 
 
-def fits_size(row: Any, max_size: int, path: str) -> bool:  # noqa: ANN401
+def fits_size(row: ListedRow, max_size: int, path: str) -> bool:
     """Whether the item ``row`` (at ``path``) has at most ``max_size`` bytes; log it if not."""
     if row.size <= max_size:
         return True
@@ -85,7 +142,7 @@ def fits_size(row: Any, max_size: int, path: str) -> bool:  # noqa: ANN401
     return False
 
 
-def to_item(collection: Collection, row: Any) -> radicale_item.Item:  # noqa: ANN401
+def to_item(collection: Collection, row: TextFields) -> radicale_item.Item:
     """Radicale's Item for a row of :data:`ITEM_COLUMNS`, without parsing its text."""
     return StoredItem(collection, row, row.text)
 
@@ -129,7 +186,7 @@ class StoredItem(radicale_item.Item):
     def __init__(
         self,
         collection: Collection,
-        row: Any,  # noqa: ANN401
+        row: ItemFields,
         text: str | None,
         batch: TextBatch | None = None,
     ) -> None:
@@ -157,15 +214,16 @@ class StoredItem(radicale_item.Item):
         return self._text
 
     @property
-    def vobject_item(self) -> Any:  # noqa: ANN401 - vobject is untyped
+    def vobject_item(self) -> VComponent:
         """The parsed text (read first if needed)."""
         if self._vobject_item is None:
             self.serialize()
-        return super().vobject_item
+        parsed: VComponent = super().vobject_item
+        return parsed
 
 
 def listed_items(
-    collection: Collection, chunks: Iterable[Sequence[Any]], transactions: Transactions
+    collection: Collection, chunks: Iterable[Sequence[ListedRow]], transactions: Transactions
 ) -> Iterator[StoredItem]:
     """Items of chunks of rows of :data:`LISTING_COLUMNS`; a :class:`TextBatch` per chunk."""
     for chunk in chunks:

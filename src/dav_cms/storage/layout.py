@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from radicale import item as radicale_item
 from radicale import pathutils, types
 from radicale import storage as radicale_storage
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dav_cms import audit
@@ -58,7 +58,7 @@ def _ancestors(path: str) -> list[str]:
 
 # Prepared once: the statements of every request (and their compiled forms) are reused.
 @functools.cache
-def _load_statement(size: int, *, for_update: bool) -> Any:  # noqa: ANN401
+def _load_statement(size: int, *, for_update: bool) -> Select[int, str, str, str, int, int, int]:
     """The collections whose path is one of ``size`` parameters (see dav_cms.db.inlist)."""
     stmt = select(*COLLECTION_COLUMNS).where(inlist.condition(CollectionRow.path, size))
     return stmt.with_for_update() if for_update else stmt

@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Occurrence, OccurrenceHorizon
+from dav_cms.radicale_types import VComponent
 from dav_cms.storage.index_versions import OCCURRENCES as VERSION
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -188,7 +189,7 @@ class _Walk:
         return Occurrences(component, intervals, self.horizon, self.floor, self.now)
 
 
-def walk(vobject_item: Any, component: str, now: int) -> Occurrences | None:  # noqa: ANN401
+def walk(vobject_item: VComponent, component: str, now: int) -> Occurrences | None:
     """The intervals Radicale's time-range filter visits, or None when they cannot be exact."""
     if component not in COMPONENTS:
         return None
@@ -237,7 +238,7 @@ def index_item(
     session: Session,
     item_id: int,
     collection_id: int,
-    vobject_item: Any,  # noqa: ANN401
+    vobject_item: VComponent,
     *,
     component: str,
     now: int,

@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from dav_cms.radicale_types import VComponent
+
 RECURRING = ("VEVENT", "VTODO", "VJOURNAL")
 YEAR = datetime.timedelta(days=366)
 
 
-def check_density(vobject_item: Any, max_per_year: int) -> None:  # noqa: ANN401 - vobject
+def check_density(vobject_item: VComponent, max_per_year: int) -> None:
     """ValueError when a component's rule has more than ``max_per_year`` occurrences in a year."""
     if max_per_year <= 0 or vobject_item.name != "VCALENDAR":
         return
