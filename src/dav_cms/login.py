@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
 
 from dav_cms import app_passwords, audit, passwords, throttle
 from dav_cms.accounts import MAX_LOGIN_LENGTH, _transaction
@@ -138,7 +139,7 @@ class LoginChecker:
     # -- reading ----------------------------------------------------------
 
     @staticmethod
-    def _account(session: Any, login: str, password: str) -> _Account | None:  # noqa: ANN401
+    def _account(session: Session, login: str, password: str) -> _Account | None:
         """The enabled account ``login`` with the app passwords its prefix picks, or None."""
         prefix = (
             app_passwords.prefix_of(password) if app_passwords.looks_like_secret(password) else ""

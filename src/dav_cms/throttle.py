@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import BigInteger, and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -206,13 +206,14 @@ def _attack_until(policy: Policy, pair: _Row | None, total: _Row | None, now_ms:
     return max(min(ends, pair.last_failure_at + forget_ms), now_ms + 1000)
 
 
-def _insert(session: Session) -> Any:  # noqa: ANN401 - the dialect's Insert
+def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT of a row (both have ``on_conflict_do_update``)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(LoginFailure)
     return sqlite.insert(LoginFailure)
 
 
-def _counted(policy: Policy, scope: str, now_ms: int) -> Any:  # noqa: ANN401 - an SQL expression
+def _counted(policy: Policy, scope: str, now_ms: int) -> ColumnElement[int]:
     """The row's failures after one more at ``now_ms``: decayed, plus one, capped."""
     forget_before = now_ms - int(policy.forget_after * 1000)
     kept: ColumnElement[int] = LoginFailure.failures.expression
@@ -237,14 +238,14 @@ def record_failure(session: Session, policy: Policy, login: str, address: str, n
     """
     blocked_until = 0
     for scope, key in keys(login, address):
-        stmt = _insert(session).values(
+        insert = _insert(session).values(
             scope=scope, key=key, failures=1, last_failure_at=now_ms, blocked_until=0
         )
-        stmt = stmt.on_conflict_do_update(
+        upsert = insert.on_conflict_do_update(
             index_elements=["scope", "key"],
             set_={"failures": _counted(policy, scope, now_ms), "last_failure_at": now_ms},
         ).returning(LoginFailure.failures, LoginFailure.blocked_until)
-        failures, until = session.execute(stmt).one()
+        failures, until = session.execute(upsert).one()
         block = policy.block_ms(scope, failures)
         if block and now_ms + block > until:
             until = now_ms + block
