@@ -7,7 +7,7 @@ import sys
 
 from dav_cms import transfer_batches
 from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
-from dav_cms.cli.transfer import _batch_progress, _batch_size
+from dav_cms.cli.transfer import batch_progress, batch_size_option
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage import index_versions, reindex
@@ -46,7 +46,7 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_batch_size,
+        type=batch_size_option,
         default=transfer_batches.DEFAULT_BATCH_SIZE,
         metavar="N",
         help="items per transaction (at most; a batch also ends after about "
@@ -71,7 +71,7 @@ def _reindex(args: argparse.Namespace) -> int:
             everything=args.everything,
             after=args.after,
             limits=transfer_batches.Limits(args.batch_size),
-            progress=_batch_progress(),
+            progress=batch_progress(),
         )
     except (Exception, KeyboardInterrupt) as exc:
         done = getattr(exc, "counts", None)

@@ -33,7 +33,7 @@ def register(subparsers: Subparsers) -> None:
     )
     imp.add_argument(
         "--batch-size",
-        type=_batch_size,
+        type=batch_size_option,
         default=transfer_batches.DEFAULT_BATCH_SIZE,
         metavar="N",
         help="items per transaction (at most; a batch also ends after about "
@@ -60,7 +60,7 @@ def _encoding(name: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _batch_size(text: str) -> int:
+def batch_size_option(text: str) -> int:
     """``--batch-size``: a whole number of at least 1."""
     if not text.isdigit() or int(text) < 1:
         msg = f"not a batch size: {text!r} (a whole number, at least 1)"
@@ -68,7 +68,7 @@ def _batch_size(text: str) -> int:
     return int(text)
 
 
-def _batch_progress() -> transfer.Progress:
+def batch_progress() -> transfer.Progress:
     """After each committed batch: the bar on a terminal, else one line on stderr."""
     bar = _progress_bar()
     if bar is not None:
@@ -111,7 +111,7 @@ def _import(args: argparse.Namespace) -> int:
             create=args.create,
             mapping=mapping,
             strict=args.strict,
-            progress=_batch_progress(),
+            progress=batch_progress(),
             encoding=args.encoding,
             batch_size=args.batch_size,
         )
