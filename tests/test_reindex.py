@@ -17,12 +17,12 @@ from sqlalchemy import delete, insert, select, update
 
 from dav_cms import accounts
 from dav_cms.cli import main
+from dav_cms.db.batches import Limits
 from dav_cms.db.models import CardField, CardSearch, Occurrence, OccurrenceHorizon
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
 from dav_cms.storage import derived, index_versions, reindex, verify
-from dav_cms.transfer_batches import Limits
 from tests import factories
 from tests import test_occurrences as occ
 from tests.servers import dav_cms_command

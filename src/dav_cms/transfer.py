@@ -22,6 +22,7 @@ from radicale import storage as radicale_storage
 from sqlalchemy import select
 
 from dav_cms import transfer_batches
+from dav_cms.db import batches
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import NotFoundError
@@ -150,8 +151,8 @@ def import_file(
     strict: bool = False,
     progress: Progress | None = None,
     encoding: str | None = None,
-    batch_size: int = transfer_batches.DEFAULT_BATCH_SIZE,
-    batch_seconds: float = transfer_batches.DEFAULT_BATCH_SECONDS,
+    batch_size: int = batches.DEFAULT_BATCH_SIZE,
+    batch_seconds: float = batches.DEFAULT_BATCH_SECONDS,
 ) -> ImportSummary:
     """Import ``path`` into ``/login/name/``; re-importing updates, never duplicates.
 
@@ -175,7 +176,7 @@ def import_file(
         msg = f"entry {first.position} (line {first.line}): {first.reason}"
         raise ValueError(msg)
     summary = ImportSummary(skipped=list(parsed.skipped), encoding=decoded.description)
-    limits = transfer_batches.Limits(batch_size, batch_seconds)
+    limits = batches.Limits(batch_size, batch_seconds)
     props = {"D:displayname": name.strip("/"), **parsed.properties}
     where = transfer_batches.Target(target, TAGS[kind], create, props)
     storage = open_storage(url)

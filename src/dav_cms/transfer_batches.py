@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -29,6 +29,12 @@ from radicale import item as radicale_item
 from sqlalchemy import select
 
 from dav_cms.db import failures, statistics
+from dav_cms.db.batches import (
+    SQLITE_PAUSE_SECONDS,
+    Limits,
+    Progress,
+    with_busy_retries,
+)
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.errors import ImportStoppedError, NotFoundError
@@ -39,13 +45,7 @@ from dav_cms.storage.layout import free_href
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 200
-DEFAULT_BATCH_SECONDS = 1.0
-SQLITE_PAUSE_SECONDS = 0.1  # longer than SQLite's longest busy-handler sleep (100 ms)
-BUSY_RETRIES = 5
-BUSY_RETRY_SECONDS = 1.0
 SUFFIXES = {"VADDRESSBOOK": ".vcf", "VCALENDAR": ".ics"}
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -75,19 +75,6 @@ class Target:
     tag: str
     create: bool
     props: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How big one batch may get."""
-
-    size: int = DEFAULT_BATCH_SIZE
-    seconds: float = DEFAULT_BATCH_SECONDS
-
-    def __post_init__(self) -> None:
-        if self.size < 1 or self.seconds <= 0:
-            msg = "the batch size must be at least 1 and the batch time above 0 seconds"
-            raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -182,16 +169,7 @@ def _batch_with_retries(
     carry: int,
 ) -> tuple[Counts, int]:
     """One batch; tried again (it was rolled back) while the database is only busy."""
-    for attempt in range(1, BUSY_RETRIES + 1):
-        try:
-            return _batch(storage, target, pending, limits, carry)
-        except Exception as exc:
-            if attempt == BUSY_RETRIES or failures.found_in(exc) != failures.BUSY:
-                raise
-            logger.warning("database busy (%s); trying the batch again", type(exc).__name__)
-            time.sleep(BUSY_RETRY_SECONDS * attempt)
-    msg = "unreachable"  # the loop returns or raises
-    raise AssertionError(msg)
+    return with_busy_retries(lambda: _batch(storage, target, pending, limits, carry))
 
 
 def _batch(

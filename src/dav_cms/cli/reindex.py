@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dav_cms import transfer_batches
 from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
 from dav_cms.cli.transfer import batch_progress, batch_size_option
+from dav_cms.db import batches
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage import index_versions, reindex
@@ -47,11 +47,11 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--batch-size",
         type=batch_size_option,
-        default=transfer_batches.DEFAULT_BATCH_SIZE,
+        default=batches.DEFAULT_BATCH_SIZE,
         metavar="N",
         help="items per transaction (at most; a batch also ends after about "
-        f"{transfer_batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
-        f"{transfer_batches.DEFAULT_BATCH_SIZE})",
+        f"{batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
+        f"{batches.DEFAULT_BATCH_SIZE})",
     )
     add_database_option(parser)
     parser.set_defaults(func=_reindex)
@@ -70,7 +70,7 @@ def _reindex(args: argparse.Namespace) -> int:
             scope=Scope(user=args.user, collection=args.collection),
             everything=args.everything,
             after=args.after,
-            limits=transfer_batches.Limits(args.batch_size),
+            limits=batches.Limits(args.batch_size),
             progress=batch_progress(),
         )
     except (Exception, KeyboardInterrupt) as exc:

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from dav_cms import transfer, transfer_batches
+from dav_cms import transfer
 from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
+from dav_cms.db import batches
 from dav_cms.importers import csv as csv_importer
 from dav_cms.importers import decoding
 
@@ -34,11 +35,11 @@ def register(subparsers: Subparsers) -> None:
     imp.add_argument(
         "--batch-size",
         type=batch_size_option,
-        default=transfer_batches.DEFAULT_BATCH_SIZE,
+        default=batches.DEFAULT_BATCH_SIZE,
         metavar="N",
         help="items per transaction (at most; a batch also ends after about "
-        f"{transfer_batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
-        f"{transfer_batches.DEFAULT_BATCH_SIZE})",
+        f"{batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
+        f"{batches.DEFAULT_BATCH_SIZE})",
     )
     add_database_option(imp)
     imp.set_defaults(func=_import)

@@ -1,7 +1,7 @@
 """``dav-cms reindex``: rebuild the derived rows from the stored texts, while the server runs.
 
 Items are taken in id order, in batches as ``dav-cms import`` makes them
-(:class:`dav_cms.transfer_batches.Limits`: at most so many items or about so
+(:class:`dav_cms.db.batches.Limits`: at most so many items or about so
 many seconds of work each). A batch's items are read in one short read
 transaction, parsed and indexed in memory outside any transaction, and written
 in one short write transaction that first locks the items again (PostgreSQL:
@@ -25,18 +25,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, and_, func, select
 
-from dav_cms.db import failures
+from dav_cms.db.batches import SQLITE_PAUSE_SECONDS, Limits, Progress, with_busy_retries
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.transaction import Transactions
 from dav_cms.storage import derived
 from dav_cms.storage.scope import Scope
-from dav_cms.transfer_batches import (
-    BUSY_RETRIES,
-    BUSY_RETRY_SECONDS,
-    SQLITE_PAUSE_SECONDS,
-    Limits,
-    Progress,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +188,4 @@ def run_with_retries(
     batch: list[derived.Derived],
 ) -> int:
     """``action`` (one transaction), tried again while the database is only busy."""
-    for attempt in range(1, BUSY_RETRIES + 1):
-        try:
-            return action(transactions, batch)
-        except Exception as exc:
-            if attempt == BUSY_RETRIES or failures.found_in(exc) != failures.BUSY:
-                raise
-            logger.warning("database busy (%s); trying the batch again", type(exc).__name__)
-            time.sleep(BUSY_RETRY_SECONDS * attempt)
-    msg = "unreachable"  # the loop returns or raises
-    raise AssertionError(msg)
+    return with_busy_retries(lambda: action(transactions, batch))
