@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
 import time
 import uuid
 from typing import Any
@@ -12,7 +11,7 @@ from radicale import config as radicale_config
 
 from dav_cms import rights as dav_cms_rights
 from dav_cms.db.models import Collection
-from tests.servers import dav_cms_command
+from tests.cli_runner import run_with_url
 
 
 def event(
@@ -74,23 +73,11 @@ def radicale_configuration(database_url: str, **sections: dict[str, Any]) -> Any
 
 
 def add_user(database_url: str, login: str, password: str) -> None:
-    """Create an account with the real CLI."""
-    subprocess.run(
-        [
-            *dav_cms_command(),
-            "user",
-            "add",
-            login,
-            "--password-stdin",
-            "--database-url",
-            database_url,
-        ],
-        input=password + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
+    """Create an account with the real CLI's entry point (in this process)."""
+    result = run_with_url(
+        database_url, "user", "add", login, "--password-stdin", stdin=password + "\n"
     )
+    result.check_returncode()
 
 
 def collection_row(path: str, owner: str = "", tag: str = "") -> Any:

@@ -11,25 +11,18 @@ from pathlib import Path
 import requests
 
 from dav_cms import accounts
-from tests.servers import ServerProcess, dav_cms_command
+from tests.cli_runner import run_with_url
+from tests.servers import ServerProcess
 
 PASSWORD = "correct horse"
 SECRET_RE = re.compile(r"^app password \(shown once\): (\S+)$", re.MULTILINE)
 
 
 def cli(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """``dav-cms ARGS --database-url URL`` as a subprocess (``stdin``: its input)."""
+    """``dav-cms ARGS --database-url URL`` through the entry point (``stdin``: its input)."""
     environment = {**os.environ}
     environment.pop("DAV_CMS_DATABASE_URL", None)
-    return subprocess.run(
-        [*dav_cms_command(), *args, "--database-url", url],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    return run_with_url(url, *args, stdin=stdin, env=environment)
 
 
 def _status(server: ServerProcess, login: str, password: str) -> int:

@@ -73,7 +73,7 @@ def _estimated_items(url: str) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
 def test_a_bulk_create_is_analyzed(migrated_db_url: str) -> None:
     _load(migrated_db_url, statistics.BULK_ITEMS)
     analyzed = _analyzed(migrated_db_url)
@@ -82,7 +82,7 @@ def test_a_bulk_create_is_analyzed(migrated_db_url: str) -> None:
     assert _estimated_items(migrated_db_url) >= statistics.BULK_ITEMS * 0.9
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
 def test_a_small_write_leaves_statistics_to_autovacuum(migrated_db_url: str) -> None:
     _load(migrated_db_url, 20)
     assert not _analyzed(migrated_db_url)["items"]

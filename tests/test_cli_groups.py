@@ -1,9 +1,8 @@
-"""``dav-cms group``, ``dav-cms collection`` and ``user admin`` as subprocesses (stdin a pipe)."""
+"""``dav-cms group``, ``dav-cms collection`` and ``user admin``, in-process (stdin a pipe)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 from dav_cms import accounts, collection_admin, groups
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, User
 from dav_cms.db.session import get_engine
-from tests.servers import dav_cms_command
+from tests.cli_runner import cli_environment, run_with_url
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -24,19 +23,10 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Run:
     """Run ``dav-cms ARGS --database-url URL`` with a closed stdin."""
-    environment = {**os.environ, "DAV_CMS_DATA_DIR": str(tmp_path / "data")}
-    environment.pop("DAV_CMS_DATABASE_URL", None)
+    environment = cli_environment(str(tmp_path / "data"))
 
     def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*dav_cms_command(), *args, "--database-url", url],
-            input="",
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=60,
-            check=False,
-        )
+        return run_with_url(url, *args, env=environment)
 
     return run
 

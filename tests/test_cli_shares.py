@@ -1,4 +1,4 @@
-"""``dav-cms share``: the real command in a subprocess, on both engines."""
+"""``dav-cms share``: the real command through its entry point, on both engines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from dav_cms import shares
-from tests.servers import dav_cms_command
+from tests.cli_runner import run_with_url
 from tests.test_shares import build_world, rows
 
 TOKEN_RE = r"/\.token/v1/[a-zA-Z0-9_\-]{44}/"
@@ -21,13 +21,7 @@ def world(migrated_db_url: str) -> str:
 
 
 def share(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), "share", *args, "--database-url", url],
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    return run_with_url(url, "share", *args)
 
 
 def test_add_list_revoke(world: str) -> None:

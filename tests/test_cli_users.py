@@ -1,9 +1,8 @@
-"""``dav-cms user ...`` as a subprocess (stdin is a pipe, never a terminal)."""
+"""``dav-cms user ...`` through its entry point (stdin is a pipe, never a terminal)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -19,7 +18,8 @@ from dav_cms.cli import main
 from dav_cms.db.models import Collection
 from dav_cms.db.session import get_engine
 from tests import factories
-from tests.servers import ServerProcess, dav_cms_command
+from tests.cli_runner import cli_environment, run_with_url
+from tests.servers import ServerProcess
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -27,19 +27,10 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Run:
     """Run ``dav-cms user ARGS --database-url URL`` with ``stdin`` text (empty: a closed pipe)."""
-    environment = {**os.environ, "DAV_CMS_DATA_DIR": str(tmp_path / "data")}
-    environment.pop("DAV_CMS_DATABASE_URL", None)
+    environment = cli_environment(str(tmp_path / "data"))
 
     def run(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*dav_cms_command(), "user", *args, "--database-url", url],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=60,
-            check=False,
-        )
+        return run_with_url(url, "user", *args, stdin=stdin, env=environment)
 
     return run
 

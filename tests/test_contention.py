@@ -28,6 +28,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests import factories
+from tests.cli_runner import run_dav_cms
 from tests.dav import Dav, etag_of, response_statuses
 from tests.servers import ServerProcess, dav_cms_command, start_server
 
@@ -50,9 +51,8 @@ def _vcf(folder: Path, count: int = CARDS) -> Path:
     return path
 
 
-def _import_command(url: str, source: Path, *extra: str) -> list[str]:
+def _import_args(url: str, source: Path, *extra: str) -> list[str]:
     return [
-        *dav_cms_command(),
         "import",
         str(source),
         "--user",
@@ -66,14 +66,12 @@ def _import_command(url: str, source: Path, *extra: str) -> list[str]:
     ]
 
 
+def _import_command(url: str, source: Path, *extra: str) -> list[str]:
+    return [*dav_cms_command(), *_import_args(url, source, *extra)]
+
+
 def _run_import(url: str, source: Path, *extra: str) -> tuple[int, int, int, int]:
-    done = subprocess.run(
-        _import_command(url, source, *extra),
-        capture_output=True,
-        text=True,
-        timeout=IMPORT_TIMEOUT,
-        check=False,
-    )
+    done = run_dav_cms(*_import_args(url, source, *extra))
     assert done.returncode == 0, done.stderr
     return _summary(done.stdout)
 

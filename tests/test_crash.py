@@ -12,7 +12,6 @@ number of operations per thread, deadlines on every wait.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +49,11 @@ class History:
     unexpected: list[tuple[str, str, int]] = field(default_factory=list)
     acks: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Notified under ``lock`` at every acknowledgement and when a burst thread ends.
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
 
 
 def _card(href: str, name: str) -> str:
@@ -58,6 +62,14 @@ def _card(href: str, name: str) -> str:
 
 def _burst(client: Dav, n: int, history: History, own: list[str]) -> None:
     """Create, update and delete this thread's items until the server stops answering."""
+    try:
+        _operations(client, n, history, own)
+    finally:
+        with history.changed:
+            history.changed.notify_all()
+
+
+def _operations(client: Dav, n: int, history: History, own: list[str]) -> None:
     for op in range(MAX_OPS_PER_THREAD):
         with history.lock:
             present = [href for href in own if history.acked.get(href) is not None]
@@ -92,6 +104,7 @@ def _burst(client: Dav, n: int, history: History, own: list[str]) -> None:
                 history.unexpected.append((method, href, response.status_code))
                 return
             history.acks += 1
+            history.changed.notify_all()
             history.acked[href] = (etag_of(response), name) if body else None
             if href not in own:
                 own.append(href)
@@ -188,11 +201,15 @@ def test_sigkill_mid_burst_loses_nothing_acknowledged(
     ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + BURST_DEADLINE
-    while history.acks < ACKS_BEFORE_KILL:
-        assert time.monotonic() < deadline, "the burst made no progress"
-        assert any(thread.is_alive() for thread in threads), history.unexpected
-        time.sleep(0.02)
+    with history.changed:
+        progressed = history.changed.wait_for(
+            lambda: (
+                history.acks >= ACKS_BEFORE_KILL or not any(thread.is_alive() for thread in threads)
+            ),
+            timeout=BURST_DEADLINE,
+        )
+    assert progressed, "the burst made no progress"
+    assert history.acks >= ACKS_BEFORE_KILL, history.unexpected
     assert all(thread.is_alive() for thread in threads), "killed after the burst, not during it"
     server.kill()
     for thread in threads:

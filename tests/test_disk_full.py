@@ -29,9 +29,10 @@ from sqlalchemy import create_engine, text
 
 from dav_cms.db import migrate
 from tests import factories
+from tests.cli_runner import run_with_url
 from tests.dav import Dav, etag_of, response_statuses
 from tests.pgcluster import ThrowawayPostgres
-from tests.servers import ServerProcess, dav_cms_command, start_server
+from tests.servers import ServerProcess, start_server
 
 PASSWORD = "s3cret-pass"
 CARD = "/alice/book/card.vcf"
@@ -154,25 +155,10 @@ def test_postgresql_disk_full_answers_507_and_keeps_the_old_item(
 def _import(
     url: str, source: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *dav_cms_command(),
-            "import",
-            str(source),
-            "--user",
-            "alice",
-            "--collection",
-            "imported",
-            "--create",
-            "--batch-size",
-            "20",
-            "--database-url",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    return run_with_url(
+        url,
+        *("import", str(source), "--user", "alice", "--collection", "imported", "--create"),
+        *("--batch-size", "20"),
         env={**os.environ, **(env or {})},
     )
 

@@ -1,4 +1,4 @@
-"""``dav-cms duplicates``: cards PUT to a real server, the real command in a subprocess."""
+"""``dav-cms duplicates``: cards PUT to a real server, the real command through its entry point."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 from dav_cms import merge, vcardlines
 from dav_cms.storage.collection import Collection
 from tests import factories
+from tests.cli_runner import run_with_url
 from tests.dav import Dav
-from tests.servers import ServerProcess, dav_cms_command
+from tests.servers import ServerProcess
 
 PASSWORD = "duplicates-password-1"
 BOOK = "/alice/contacts/"
@@ -59,13 +60,7 @@ EXPECTED = {
 
 
 def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), "duplicates", *args, "--database-url", url],
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    return run_with_url(url, "duplicates", *args)
 
 
 def listing(url: str) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ whether the layer answered (so a layer that silently stopped working fails).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from dav_cms import accounts, groups
 from dav_cms.db.models import LoginFailure, Share
 from tests import factories
 from tests.dav import Dav
-from tests.servers import ServerProcess, dav_cms_command, server_pair
+from tests.servers import ServerProcess, run_cli, server_pair
 
 PASSWORD = "correct horse"
 CONFIG = "[server]\ndirect_item_reads = {on}\n{extra}\n"
@@ -273,9 +272,6 @@ def test_group_shares_decided_by_the_access_policy(pair: Pair) -> None:
 
 
 def _cli(url: str, *args: str) -> None:
-    subprocess.run(
-        [*dav_cms_command(), *args, "--database-url", url],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """A ``dav-cms`` command on ``url`` (in this process); it must succeed."""
+    result = run_cli(url, *args)
+    assert result.returncode == 0, result.stderr

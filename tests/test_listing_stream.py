@@ -8,7 +8,6 @@ and the streaming server's log must show whether the layer answered.
 
 from __future__ import annotations
 
-import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import requests
 from dav_cms import accounts, groups
 from tests import factories
 from tests.dav import Dav, sync_token
-from tests.servers import ServerProcess, dav_cms_command, server_pair
+from tests.servers import ServerProcess, run_cli, server_pair
 
 PASSWORD = "correct horse"
 CONFIG = "[server]\nstream_listings = {on}\n{extra}\n[group]\ntype = dav_cms.group\n"
@@ -346,12 +345,9 @@ def test_odd_hrefs_and_base_prefix(pair: Pair) -> None:
 
 
 def _cli(url: str, *args: str) -> None:
-    subprocess.run(
-        [*dav_cms_command(), *args, "--database-url", url],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """A ``dav-cms`` command on ``url`` (in this process); it must succeed."""
+    result = run_cli(url, *args)
+    assert result.returncode == 0, result.stderr
 
 
 def test_shared_and_company_collections(pair: Pair) -> None:

@@ -16,6 +16,7 @@ from dav_cms.db.models import AuditEvent, LoginFailure
 from dav_cms.db.session import get_engine
 from dav_cms.web.context import client_address, parse_networks
 from tests.servers import ServerProcess, start_server
+from tests.throttle_clock import let_time_pass
 
 PASSWORD = "correct horse"
 # Two free failures per login, four per address; blocks of 8 s (doubling, capped at 8 s):
@@ -67,15 +68,18 @@ def _get(
 
 
 def _wait_until_accepted(server: ServerProcess, login: str, client: str | None = None) -> list[int]:
-    """Statuses of the correct password, retried until accepted (bounded)."""
+    """Statuses of the correct password, retried until accepted (bounded).
+
+    After each refusal the throttle's clock moves on by the Retry-After it gave.
+    """
     statuses: list[int] = []
     deadline = time.monotonic() + WAIT_LIMIT
     for _ in range(200):
-        status = _get(server, login, PASSWORD, client).status_code
-        statuses.append(status)
-        if status != 429 or time.monotonic() > deadline:
+        response = _get(server, login, PASSWORD, client)
+        statuses.append(response.status_code)
+        if response.status_code != 429 or time.monotonic() > deadline:
             break
-        time.sleep(0.25)
+        let_time_pass(server.database_url, int(response.headers["Retry-After"]))
     return statuses
 
 

@@ -27,6 +27,7 @@ from dav_cms.db.models import AuditEvent, LoginFailure
 from dav_cms.db.session import get_engine
 from tests import factories
 from tests.servers import ServerProcess, start_server
+from tests.throttle_clock import let_time_pass
 
 PASSWORD = "correct horse"
 ATTACKER, PHONE, LAPTOP = "203.0.113.7", "198.51.100.20", "198.51.100.30"
@@ -179,6 +180,8 @@ def test_a_burst_from_one_address_costs_others_nothing(server: ServerProcess) ->
 def _fail_until_counted(server: ServerProcess, address: str, login: str) -> list[tuple[int, str]]:
     """Wrong passwords from ``address`` until one is checked (not refused).
 
+    After each refusal the throttle's clock moves on by the Retry-After it gave.
+
     Returns (status, Retry-After) of each attempt.
     """
     answers: list[tuple[int, str]] = []
@@ -188,7 +191,7 @@ def _fail_until_counted(server: ServerProcess, address: str, login: str) -> list
         answers.append((status, response.headers.get("Retry-After", "")))
         if status != 429:
             break
-        time.sleep(0.2)
+        let_time_pass(server.database_url, int(response.headers["Retry-After"]))
     return answers
 
 

@@ -24,7 +24,7 @@ from dav_cms.db.session import dispose_engines
 from tests import factories
 from tests.dav import Dav, etag_of
 from tests.pgcluster import ThrowawayPostgres
-from tests.servers import ServerProcess, dav_cms_command, start_server
+from tests.servers import ServerProcess, dav_cms_command, launch_server, start_server
 
 pytestmark = pytest.mark.postgresql
 
@@ -50,10 +50,20 @@ class Ledger:
     statuses: list[int] = field(default_factory=list)
     retry_after_missing: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Notified under ``lock`` whenever a status is added.
+    changed: threading.Condition = field(init=False)
 
-    def acks(self) -> int:
-        with self.lock:
-            return sum(1 for status in self.statuses if status in ACKED)
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    def _acks(self) -> int:
+        return sum(1 for status in self.statuses if status in ACKED)
+
+    def wait_for_acks(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` more writes were acknowledged within ``timeout`` seconds."""
+        with self.changed:
+            target = self._acks() + count
+            return self.changed.wait_for(lambda: self._acks() >= target, timeout)
 
 
 def _writer(client: Dav, n: int, ledger: Ledger, stop: threading.Event) -> None:
@@ -82,6 +92,7 @@ def _writer(client: Dav, n: int, ledger: Ledger, stop: threading.Event) -> None:
             continue
         with ledger.lock:
             ledger.statuses.append(response.status_code)
+            ledger.changed.notify_all()
             if response.status_code in ACKED:
                 ledger.acked[href] = etag_of(response)
                 ledger.names[href] = name
@@ -98,11 +109,7 @@ def _writer(client: Dav, n: int, ledger: Ledger, stop: threading.Event) -> None:
 
 
 def _wait_for_acks(ledger: Ledger, count: int) -> None:
-    target = ledger.acks() + count
-    deadline = time.monotonic() + PHASE_DEADLINE
-    while ledger.acks() < target:
-        assert time.monotonic() < deadline, "writers made no progress"
-        time.sleep(0.05)
+    assert ledger.wait_for_acks(count, PHASE_DEADLINE), "writers made no progress"
 
 
 def _probe_outage(base_url: str) -> None:
@@ -233,26 +240,13 @@ def test_serve_waits_for_a_database_that_is_briefly_down(
     assert refused.returncode == 1
     assert "database cannot be reached" in refused.stderr
     assert "Traceback" not in refused.stderr
-    started: list[ServerProcess] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            started.append(start_server(cluster.url, tmp_path))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    starter = threading.Thread(target=run)
-    starter.start()
-    deadline = time.monotonic() + PHASE_DEADLINE
-    while not any("waiting for it" in p.read_text() for p in tmp_path.glob("server-*.log")):
-        assert time.monotonic() < deadline and starter.is_alive(), errors
-        time.sleep(0.1)
-    cluster.start()
-    starter.join(120)
-    assert errors == [] and started
+    server = launch_server(cluster.url, tmp_path, watch_output=True)
     try:
-        response = requests.request("PROPFIND", started[0].url + "/", timeout=30)
+        server.wait_for_output("waiting for it", PHASE_DEADLINE)
+        assert server.process.poll() is None, server.log()
+        cluster.start()
+        server.wait_until_answering()
+        response = requests.request("PROPFIND", server.url + "/", timeout=30)
         assert response.status_code in (207, 401)
     finally:
-        started[0].stop()
+        server.stop()

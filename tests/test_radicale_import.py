@@ -25,6 +25,7 @@ from dav_cms import accounts
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from tests import factories
+from tests.cli_runner import run_dav_cms
 from tests.dav import Dav
 from tests.servers import dav_cms_command, start_server
 from tests.stock_radicale import listed_etags, stock_radicale
@@ -34,13 +35,7 @@ PROPFIND_NAME = """<?xml version="1.0"?>
 
 
 def _run(folder: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), "import-radicale", str(folder), "--database-url", url, *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_dav_cms("import-radicale", str(folder), "--database-url", url, *extra)
 
 
 def _left_out(stdout: str) -> dict[str, str]:

@@ -23,8 +23,9 @@ from radicale import item as radicale_item
 
 from dav_cms import accounts
 from tests import factories
+from tests.cli_runner import run_dav_cms
 from tests.dav import Dav
-from tests.servers import dav_cms_command, start_server
+from tests.servers import start_server
 from tests.stock_radicale import Served, served_items, stock_radicale
 
 CARD_CRLF = (
@@ -223,13 +224,7 @@ def stock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockState]:
 
 
 def _import(folder: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), "import-radicale", str(folder), "--database-url", url, *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_dav_cms("import-radicale", str(folder), "--database-url", url, *extra)
 
 
 def _left_out(stdout: str) -> dict[str, str]:

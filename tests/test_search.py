@@ -2,8 +2,8 @@
 
 Cards are stored through Radicale's storage API (what a PUT leaves behind) or
 over HTTP against a real ``dav-cms serve``; queries run through the real
-command in a subprocess, and through :func:`dav_cms.search.search` where many
-queries are compared (same code, without an interpreter start per query).
+command's entry point (:mod:`tests.cli_runner`), and through
+:func:`dav_cms.search.search` where many queries are compared.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from dav_cms.db.session import get_engine
 from dav_cms.search import search
 from dav_cms.search.match import Query, condition, like_condition
 from tests import factories
+from tests.cli_runner import run_with_url
 from tests.dav import Dav
-from tests.servers import dav_cms_command, start_server
+from tests.servers import start_server
 from tests.test_search_index import CARDS, _get, _item
 
 BOOK = "/alice/book/"
@@ -67,13 +68,7 @@ def _event(text_: str) -> radicale_item.Item:
 
 
 def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*dav_cms_command(), "search", *args, "--database-url", url],
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    return run_with_url(url, "search", *args)
 
 
 def cli_hits(url: str, query: str, user: str = "alice", *args: str) -> list[dict[str, Any]]:

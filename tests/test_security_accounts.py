@@ -9,14 +9,10 @@ case runs the real ``dav-cms`` command and, where access is at stake, a real
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import subprocess
-import sys
 from typing import Any
-from unittest import mock
 from urllib.parse import unquote
 
 import pytest
@@ -25,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dav_cms import accounts, app_passwords, groups, shares
-from dav_cms.cli import main as cli_main
 from dav_cms.db.models import AppPassword, AuditEvent, Collection, GroupMember, Item, Share, User
 from dav_cms.db.session import get_engine
 from dav_cms.storage import removal
 from tests import factories
+from tests.cli_runner import run_dav_cms, run_with_url
 from tests.dav import Dav, response_statuses
 from tests.servers import ServerProcess
 
@@ -44,25 +40,14 @@ PROPFIND = (
 
 def _run_cli(args: list[str], stdin: str = "") -> tuple[int, str, str]:
     """The real ``dav-cms`` entry point, in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.object(sys, "stdin", io.StringIO(stdin)),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        try:
-            status = cli_main(args)
-        except SystemExit as exit_:
-            status = int(exit_.code or 0)
-    return status, out.getvalue(), err.getvalue()
+    done = run_dav_cms(*args, stdin=stdin)
+    return done.returncode, done.stdout, done.stderr
 
 
 def cli(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``dav-cms ARGS --database-url URL``: the real entry point, run in this process
     (a new interpreter per command would cost a second each)."""
-    argv = [*args, "--database-url", url]
-    status, out, err = _run_cli(argv, stdin)
-    return subprocess.CompletedProcess(argv, status, out, err)
+    return run_with_url(url, *args, stdin=stdin)
 
 
 def ok(url: str, *args: str, stdin: str = "") -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import quopri
 import re
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,9 @@ from dav_cms.importers.export import to_vcf
 from dav_cms.importers.folds import join_split_characters
 from dav_cms.importers.vcf import parse_vcf
 from tests import factories
+from tests.cli_runner import run_with_url
 from tests.dav import Dav, response_statuses
-from tests.servers import dav_cms_command, start_server
+from tests.servers import start_server
 
 DATA = Path(__file__).parent / "data" / "vcard_fidelity"
 SAMPLES = {"android_21.vcf": 3, "ios_30.vcf": 2, "nextcloud_40.vcf": 1}
@@ -384,23 +384,8 @@ def test_generated_values_survive_21_and_30(note: str, street: str, unit: str) -
 
 
 def _import(url: str, path: Path, collection: str) -> str:
-    done = subprocess.run(
-        [
-            *dav_cms_command(),
-            "import",
-            str(path),
-            "--user",
-            "alice",
-            "--collection",
-            collection,
-            "--create",
-            "--database-url",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_with_url(
+        url, "import", str(path), "--user", "alice", "--collection", collection, "--create"
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
