@@ -41,6 +41,7 @@ __all__ = [
     "ShareRows",
     "applies",
     "candidate_records",
+    "is_placeholder",
     "resolve",
     "resolve_map",
     "resolve_token",
@@ -92,6 +93,14 @@ def candidate_records(connection: Connection, share_type: str, path_or_token: st
         CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
     )
     return [shares.to_record(row) for row in rows]  # type: ignore[arg-type]
+
+
+def is_placeholder(record: Record) -> bool:
+    """Whether ``record`` is stored under the ``{user}`` placeholder (group and realm shares)."""
+    recipient = str(record.get("User") or "")
+    return PLACEHOLDER in str(record.get("PathOrToken") or "") and recipient.startswith(
+        (GROUP, REALM)
+    )
 
 
 def _letters_without_u(permissions: str) -> str:

@@ -5,8 +5,9 @@ size, component), the row says whether the user's principal exists (Radicale
 creates a missing one first), whether a collection is stored at the item's
 own path (Radicale's ``discover`` would answer with it), and whether a share
 could map the path (a map share at one of the paths Radicale's resolver asks
-for, or one with a per-user placeholder): then the layer asks the access
-policy whether one does for this user. The statement is compiled once per
+for, or one with the per-user placeholder that names one of them once the
+user's login is put in): only then the layer asks the access policy whether
+one does, for this user and their groups. The statement is compiled once per
 dialect and run on the driver's own connection in autocommit mode: one round
 trip.
 """
@@ -17,11 +18,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, event, exists, or_, select
+from sqlalchemy import Engine, and_, bindparam, event, exists, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from dav_cms import shares
 from dav_cms.db import inlist, liveness
@@ -50,13 +53,54 @@ STATEMENT = (
             Share.share_type == "map",
             or_(
                 inlist.condition(Share.path_or_token, SHARE_PATHS),
-                shares.placeholder_rows(inline=True),
+                # A placeholder row can map the path only if, with the login in place
+                # of {user}, it names one of the paths (the policy says whether it does).
+                and_(
+                    shares.placeholder_rows(inline=True),
+                    inlist.condition(
+                        func.replace(
+                            Share.path_or_token,
+                            literal_column(f"'{shares.USER_PLACEHOLDER}'"),
+                            bindparam("principal_login"),
+                        ),
+                        SHARE_PATHS,
+                    ),
+                ),
             ),
         )
         .label("shared"),
     )
     .join(CollectionRow, CollectionRow.id == ItemRow.collection_id)
     .where(CollectionRow.path == bindparam("collection"), ItemRow.href == bindparam("href"))
+)
+
+
+# The share rows the access policy needs to resolve an item path: those stored at one of
+# the paths Radicale's resolver asks for, and every placeholder row (without the JSON
+# columns, which only Radicale's answer for a shared path reads).
+SHARE_FIELDS = (
+    "ShareType",
+    "PathOrToken",
+    "PathMapped",
+    "Conversion",
+    "Owner",
+    "User",
+    "Permissions",
+    "EnabledByOwner",
+    "EnabledByUser",
+    "HiddenByOwner",
+    "HiddenByUser",
+)
+BOOLEAN_FIELDS = ("EnabledByOwner", "EnabledByUser", "HiddenByOwner", "HiddenByUser")
+SHARE_STATEMENT = (
+    select(*(getattr(Share, shares.COLUMNS[field]) for field in SHARE_FIELDS))
+    .where(
+        or_(
+            inlist.condition(Share.path_or_token, SHARE_PATHS),
+            shares.placeholder_rows(inline=True),
+        )
+    )
+    .order_by(Share.id)
 )
 
 
@@ -144,52 +188,81 @@ class HeldConnections:
             connection.invalidate()
 
 
+class _Prepared:
+    """A statement compiled once for a dialect, with its parameters in the driver's form."""
+
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        self.compiled = cast("SQLCompiler", statement.compile(dialect=engine.dialect))
+        self.sql = str(self.compiled)
+        self.positions: tuple[str, ...] | None = (
+            tuple(self.compiled.positiontup or ()) if self.compiled.positional else None
+        )
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | Mapping[str, Any]:
+        # With the values the compiler made parameters of (the placeholder rule's patterns).
+        params = self.compiled.construct_params(values)
+        if self.positions is not None:
+            return tuple(params[name] for name in self.positions)
+        return params
+
+
 class ItemRowReader:
-    """Runs :data:`STATEMENT` for one engine with the driver's own cursor."""
+    """Runs :data:`STATEMENT` (and :data:`SHARE_STATEMENT`) with the driver's own cursor."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._held = HeldConnections(engine)
-        self._compiled = STATEMENT.compile(dialect=engine.dialect)
-        self._sql = str(self._compiled)
-        self._positions: tuple[str, ...] | None = (
-            tuple(self._compiled.positiontup or ()) if self._compiled.positional else None
-        )
+        self._item = _Prepared(STATEMENT, engine)
+        self._shares = _Prepared(SHARE_STATEMENT, engine)
 
     def read(self, user: str, collection: str, href: str) -> ItemRowFound | None:
         """The item ``href`` of ``user``'s collection ``collection`` (None when not stored)."""
         values = {
             "principal": user,
+            "principal_login": user,
             "item_path": f"{user}/{collection}/{href}",
             "collection": f"{user}/{collection}",
             "href": href,
             **inlist.parameters(shares.resolver_paths(f"/{user}/{collection}/{href}"), SHARE_PATHS),
         }
-        params = self._parameters(values)
+        rows = self._run(self._item, values)
+        if not rows:
+            return None
+        text, etag, modified, size, name, principal, nested, shared = rows[0]
+        return ItemRowFound(
+            text, etag, modified, size, name, bool(principal), bool(nested), bool(shared)
+        )
+
+    def share_records(self, path: str) -> list[dict[str, Any]]:
+        """The share records that may resolve ``path`` (see :data:`SHARE_STATEMENT`), oldest first.
+
+        Records as :mod:`dav_cms.policy.shares` reads them, without ``Properties``
+        and ``Actions``; one round trip for the three paths Radicale's resolver asks.
+        """
+        values = inlist.parameters(shares.resolver_paths(path), SHARE_PATHS)
+        records = []
+        for row in self._run(self._shares, values):
+            record: dict[str, Any] = dict(zip(SHARE_FIELDS, row, strict=True))
+            for flag in BOOLEAN_FIELDS:  # SQLite's driver hands back 0 and 1
+                record[flag] = None if record[flag] is None else bool(record[flag])
+            records.append({**record, "Properties": {}, "Actions": {}})
+        return records
+
+    def _run(self, prepared: _Prepared, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """All rows of ``prepared`` for ``values``, on a held connection."""
+        params = prepared.parameters(values)
         connection = self._held.take()
         try:
             driver = connection.driver_connection
             assert driver is not None
             cursor = driver.cursor()
             try:
-                cursor.execute(self._sql, params)
-                row = cursor.fetchone()
+                cursor.execute(prepared.sql, params)
+                rows = [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
         except BaseException:
             connection.invalidate()  # whatever happened to it, it is not used again
             raise
         self._held.give(connection)
-        if row is None:
-            return None
-        text, etag, modified, size, name, principal, nested, shared = row
-        return ItemRowFound(
-            text, etag, modified, size, name, bool(principal), bool(nested), bool(shared)
-        )
-
-    def _parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | Mapping[str, Any]:
-        # With the values the compiler made parameters of (the placeholder rule's patterns).
-        params = self._compiled.construct_params(values)
-        if self._positions is not None:
-            return tuple(params[name] for name in self._positions)
-        return params
+        return rows

@@ -33,6 +33,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from http import client
+from typing import Any
 
 from radicale import auth as radicale_auth
 from radicale import config as radicale_config
@@ -240,15 +241,17 @@ class ItemReads:
         """Whether the access policy says ``path`` means itself for ``user`` (no share maps it)."""
         if not self.modes.enabled:
             return True
-        with self.reader.engine.connect() as connection:
-            found = policy.target(
-                functools.partial(policy_shares.candidate_records, connection),
-                path,
-                user,
-                frozenset(groups),
-                self.modes,
-            )
-        return found.is_own_path
+        records = self.reader.share_records(path)
+
+        def rows_of(share_type: str, asked: str) -> list[dict[str, Any]]:
+            return [
+                record
+                for record in records
+                if record["ShareType"] == share_type
+                and (record["PathOrToken"] == asked or policy_shares.is_placeholder(record))
+            ]
+
+        return policy.target(rows_of, path, user, frozenset(groups), self.modes).is_own_path
 
     def _trusted(self, found: ItemRowFound | None) -> bool:
         """Whether Radicale would answer with exactly this row."""
