@@ -28,7 +28,7 @@ from dav_cms import accounts
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
-from dav_cms.storage import calindex
+from dav_cms.store import calindex
 from tests import factories
 from tests.test_search_index import _get, _stored_items, prop_filter, text_match
 from tests.test_search_index import _via_index as via_index

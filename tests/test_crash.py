@@ -23,7 +23,8 @@ from sqlalchemy import create_engine, inspect, select, text
 from dav_cms.db.models import CardField, CardSearch, Collection, Item
 from dav_cms.db.session import SQLITE_SYNCHRONOUS_ENV, make_engine, normalise_url
 from dav_cms.errors import ConfigurationError
-from dav_cms.storage import Storage, cardindex, searchtext
+from dav_cms.storage import Storage
+from dav_cms.store import cardindex, searchtext
 from tests import factories
 from tests.dav import Dav, etag_of
 from tests.servers import ServerProcess, start_server

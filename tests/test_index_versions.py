@@ -24,7 +24,7 @@ from dav_cms.db import migrate
 from dav_cms.db.models import CardField, OccurrenceHorizon
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
-from dav_cms.storage import calindex, cardindex, index_versions
+from dav_cms.store import calindex, cardindex, index_versions
 from tests import factories
 from tests import test_calendar_text_match as caltext
 from tests import test_occurrences as occ
@@ -192,7 +192,7 @@ def test_the_server_keeper_rebuilds_every_kind_of_older_rows(
     storage: Any, migrated_db_url: str
 ) -> None:
     """What the migration leaves behind is brought up to date by the server, batch by batch."""
-    from dav_cms.storage import horizons  # noqa: PLC0415
+    from dav_cms.store import horizons  # noqa: PLC0415
 
     _age(migrated_db_url, CardField)
     _age(migrated_db_url, OccurrenceHorizon)

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from dav_cms import accounts
 from dav_cms.db.models import OccurrenceHorizon
 from dav_cms.db.session import get_engine
-from dav_cms.storage import horizons, index_versions, occurrences, verify
+from dav_cms.store import horizons, index_versions, occurrences, verify
 from tests import factories
 from tests import test_occurrences as occ
 from tests.dav import Dav

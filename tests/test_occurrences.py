@@ -26,7 +26,7 @@ from dav_cms.db import migrate
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Occurrence, OccurrenceHorizon
 from dav_cms.db.session import get_engine
-from dav_cms.storage import occurrences
+from dav_cms.store import occurrences
 from tests import factories
 from tests.dav import Dav
 from tests.servers import ServerProcess

@@ -22,7 +22,7 @@ from dav_cms.db.models import CardField, CardSearch, Occurrence, OccurrenceHoriz
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
-from dav_cms.storage import derived, index_versions, reindex, verify
+from dav_cms.store import derived, index_versions, reindex, verify
 from tests import factories
 from tests import test_occurrences as occ
 from tests.servers import dav_cms_command

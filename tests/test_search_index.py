@@ -29,7 +29,7 @@ from dav_cms.db import migrate
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
-from dav_cms.storage import cardindex
+from dav_cms.store import cardindex
 from tests import factories
 from tests.wsgi import Client
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from dav_cms import accounts, app_passwords, groups, shares
 from dav_cms.db.models import AppPassword, AuditEvent, Collection, GroupMember, Item, Share, User
 from dav_cms.db.session import get_engine
-from dav_cms.storage import removal
+from dav_cms.store import removal
 from tests import factories
 from tests.cli_runner import run_dav_cms, run_with_url
 from tests.dav import Dav, response_statuses

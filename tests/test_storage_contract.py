@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from dav_cms.db import migrate
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.session import get_engine
-from dav_cms.storage import Storage, sync
+from dav_cms.storage import Storage
+from dav_cms.store import sync
 from tests import factories
 
 

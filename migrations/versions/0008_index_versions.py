@@ -5,7 +5,7 @@ Revises: 0007
 Create Date: 2026-12-04 18:40:00.000000
 
 ``card_fields.version`` and ``occurrence_horizons.version`` say which version
-of the indexing code built a row (:mod:`dav_cms.storage.index_versions`); rows
+of the indexing code built a row (:mod:`dav_cms.store.index_versions`); rows
 stored before get 0, "unknown", which no query trusts: ``dav-cms reindex``
 rebuilds them. ``occurrence_horizons`` also records the window its item was
 walked for (``floor``, ``walked_at``) and when to walk it again (``renew_at``,

@@ -25,7 +25,7 @@ from dav_cms import audit, names, passwords
 from dav_cms.db.models import AppPassword, Collection, GroupMember, User
 from dav_cms.db.session import get_engine
 from dav_cms.errors import ConflictError, NotFoundError
-from dav_cms.storage import removal
+from dav_cms.store import removal
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def delete_user(url: str, login: str, *, delete_collections: bool) -> int:
 
     In one transaction: the account, its group memberships and app passwords,
     and every share it gave, received or that lies in its home (links to its
-    collections included; see :func:`dav_cms.storage.removal.delete_shares_of_user`).
+    collections included; see :func:`dav_cms.store.removal.delete_shares_of_user`).
     An account created later with the same login starts with no access at all.
 
     Args:

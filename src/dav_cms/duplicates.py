@@ -27,8 +27,8 @@ from dav_cms.db.models import CardField, User
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.errors import NotFoundError
-from dav_cms.storage import cardindex
-from dav_cms.storage.searchtext import phone_digits, words
+from dav_cms.store import cardindex
+from dav_cms.store.searchtext import phone_digits, words
 from dav_cms.vcardlines import card_lines, unescape
 
 MIN_PHONE_DIGITS = 7

@@ -22,8 +22,8 @@ from dav_cms import audit, names
 from dav_cms.accounts import _check_text, _transaction
 from dav_cms.db.models import Collection, CollectionGrant, Group, GroupMember, User
 from dav_cms.errors import ConflictError, NotFoundError
-from dav_cms.storage import removal
 from dav_cms.storage.layout import COMPANY_ROOT
+from dav_cms.store import removal
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def delete_group(url: str, name: str, *, delete_collections: bool = False) -> in
     """Delete a group and everything that grants access through it.
 
     In one transaction: its memberships and grants, its part of every share
-    with groups (:func:`dav_cms.storage.removal.delete_shares_to_group`), and
+    with groups (:func:`dav_cms.store.removal.delete_shares_to_group`), and
     its folder ``/_groups/NAME/`` with the company collections in it and all
     their shares and links. A group created later with the same name starts
     with no members, collections or shares.

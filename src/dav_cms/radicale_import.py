@@ -27,8 +27,9 @@ from radicale import item as radicale_item
 from dav_cms.radicale_batches import Batch, BatchWriter, Outcome, Prepared
 from dav_cms.radicale_tree import FileEntry, Folder, LeftOut, RadicaleFolder, display
 from dav_cms.rights import structural_rights
-from dav_cms.storage import Storage, recurrence
+from dav_cms.storage import Storage
 from dav_cms.storage.items import ItemValues
+from dav_cms.store import recurrence
 from dav_cms.transfer import open_storage
 
 logger = logging.getLogger(__name__)

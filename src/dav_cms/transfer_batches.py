@@ -39,9 +39,10 @@ from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.errors import ImportStoppedError, NotFoundError
 from dav_cms.importers import Entry, Skipped
-from dav_cms.storage import Storage, recurrence
+from dav_cms.storage import Storage
 from dav_cms.storage.collection import Collection
 from dav_cms.storage.layout import free_href
+from dav_cms.store import recurrence
 
 logger = logging.getLogger(__name__)
 

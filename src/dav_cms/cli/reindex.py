@@ -10,8 +10,8 @@ from dav_cms.cli.transfer import batch_progress, batch_size_option
 from dav_cms.db import batches
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage import index_versions, reindex
-from dav_cms.storage.scope import Scope
+from dav_cms.store import index_versions, reindex
+from dav_cms.store.scope import Scope
 
 KIND_CHOICES = (*index_versions.KINDS, "all")
 

@@ -27,7 +27,7 @@ from dav_cms.db.migrate import ensure_schema
 from dav_cms.db.models import User
 from dav_cms.db.session import get_engine
 from dav_cms.radicale_types import Configuration
-from dav_cms.storage import horizons
+from dav_cms.store import horizons
 from dav_cms.web import http_server
 from dav_cms.web import server as tls_server
 

@@ -9,8 +9,8 @@ from radicale import config as radicale_config
 from dav_cms.cli.common import Subparsers, add_database_option, database_url
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage import verify
-from dav_cms.storage.scope import Scope
+from dav_cms.store import verify
+from dav_cms.store.scope import Scope
 
 
 def register(subparsers: Subparsers) -> None:

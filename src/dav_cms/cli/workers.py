@@ -29,7 +29,7 @@ from dav_cms.db.availability import retry_while_unreachable
 from dav_cms.db.session import dispose_engines, get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.radicale_config import format_hosts
-from dav_cms.storage import horizons
+from dav_cms.store import horizons
 from dav_cms.web import WSGIApp, make_application
 
 # A worker that has not reported for this long (its event loop stuck) is restarted.

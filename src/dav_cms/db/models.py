@@ -199,7 +199,7 @@ class CardField(Base):
 
     ``value_folded`` is the value as Radicale's text-match compares it (vobject's
     value, lower-cased); ``name`` "" marks an item as indexed (one row per item).
-    It also holds calendar text values (:mod:`dav_cms.storage.calindex`): SUMMARY,
+    It also holds calendar text values (:mod:`dav_cms.store.calindex`): SUMMARY,
     DESCRIPTION and LOCATION as ``VEVENT/SUMMARY`` etc., ``value_digits`` then being
     the position of the component in the item; ``VCALENDAR`` marks an indexed
     calendar item and ``VEVENT``/``VTODO``/``VJOURNAL`` rows each component.
@@ -217,14 +217,14 @@ class CardField(Base):
     value_folded: Mapped[str | None] = mapped_column(Text)
     # vCard TEL: the ASCII digits of the value; calendar rows: the component's position.
     value_digits: Mapped[str | None] = mapped_column(Text)
-    # The version of the indexing code that built the row (dav_cms.storage.index_versions).
+    # The version of the indexing code that built the row (dav_cms.store.index_versions).
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CardSearch(Base):
     """The search text of one vCard: folded words of its searchable values.
 
-    See :mod:`dav_cms.storage.searchtext`. On SQLite the FTS5 table
+    See :mod:`dav_cms.store.searchtext`. On SQLite the FTS5 table
     ``card_search_fts`` (external content, kept by triggers) indexes ``body``; on
     PostgreSQL a GIN index on ``to_tsvector('simple', body)`` does. Both are made
     by the migration only, not by these models.
@@ -243,7 +243,7 @@ class CardSearch(Base):
 class Occurrence(Base):
     """One interval Radicale's calendar time-range filter tests for a calendar item.
 
-    See :mod:`dav_cms.storage.occurrences`: rows of the item's components of its
+    See :mod:`dav_cms.store.occurrences`: rows of the item's components of its
     type (``component``: VEVENT, VTODO or VJOURNAL), exact up to the item's
     :class:`OccurrenceHorizon`. The primary key serves a per-item range probe,
     the (collection_id, item_id, start_ts) index a scan of one collection's rows.
@@ -284,7 +284,7 @@ class OccurrenceHorizon(Base):
     walked_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Epoch seconds: when the horizon schedule walks the item again.
     renew_at: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    # The version of the code that made the walk (dav_cms.storage.index_versions).
+    # The version of the code that made the walk (dav_cms.store.index_versions).
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

@@ -23,7 +23,7 @@ from dav_cms.errors import NotFoundError
 from dav_cms.search import rank
 from dav_cms.search.access import readable_addressbooks
 from dav_cms.search.match import Query, matching_items
-from dav_cms.storage.cardindex import indexed_values
+from dav_cms.store.cardindex import indexed_values
 
 DEFAULT_LIMIT = 20
 

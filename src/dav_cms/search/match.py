@@ -1,6 +1,6 @@
 """The cards whose search text matches a query, found by the engine's full-text index.
 
-A query is its folded words (:func:`dav_cms.storage.searchtext.words`); every
+A query is its folded words (:func:`dav_cms.store.searchtext.words`); every
 word must start a word of the card's ``card_search.body`` (prefix match, AND).
 A phone-like query also matches when its ``tel`` token starts one of the
 card's phone tokens. User text never reaches the engine's query syntax
@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardSearch
-from dav_cms.storage.searchtext import phone_query, words
+from dav_cms.store.searchtext import phone_query, words
 
 FTS_TABLE = "card_search_fts"
 # Spelled as in the index (to_tsvector('simple'::regconfig, body)) so the planner uses it.

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField
 from dav_cms.search.match import Query
-from dav_cms.storage.searchtext import phone_tokens, words
+from dav_cms.store.searchtext import phone_tokens, words
 
 TIERS: dict[str, int] = {
     "FN": 10000,

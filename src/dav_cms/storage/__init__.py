@@ -26,7 +26,7 @@ from dav_cms.storage.collection import Collection, CollectionState
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import MAX_HREF_BYTES
 from dav_cms.storage.layout import CollectionLayout
-from dav_cms.storage.verify import verify_storage
+from dav_cms.store.verify import verify_all
 
 logger = logging.getLogger(__name__)
 
@@ -148,4 +148,4 @@ class Storage(radicale_storage.BaseStorage):
 
     def verify(self) -> bool:
         """Check every stored item: parses, matches its etag, no UID twice."""
-        return verify_storage(self)
+        return verify_all(self.transactions, self.max_rrule_occurrence)

@@ -21,7 +21,6 @@ from dav_cms import audit
 from dav_cms.db import statistics
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import calindex, cardindex, occurrences, recurrence, sync
 from dav_cms.storage.errors import translate_errors
 from dav_cms.storage.items import (
     ItemValues,
@@ -33,6 +32,7 @@ from dav_cms.storage.items import (
     select_items,
     to_item,
 )
+from dav_cms.store import calindex, cardindex, occurrences, recurrence, sync
 
 if TYPE_CHECKING:
     from dav_cms.storage import Storage

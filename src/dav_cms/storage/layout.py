@@ -25,7 +25,6 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.transaction import scope_path
 from dav_cms.db.upsert import insert_ignore
 from dav_cms.names import COMPANY_ROOT
-from dav_cms.storage import calindex, cardindex, occurrences, recurrence, removal, sync
 from dav_cms.storage.collection import COLLECTION_COLUMNS, Collection, CollectionState
 from dav_cms.storage.items import (
     ITEM_COLUMNS,
@@ -34,6 +33,7 @@ from dav_cms.storage.items import (
     is_safe_href,
     to_item,
 )
+from dav_cms.store import calindex, cardindex, occurrences, recurrence, removal, sync
 
 if TYPE_CHECKING:
     from dav_cms.storage import Storage

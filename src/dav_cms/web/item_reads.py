@@ -4,7 +4,7 @@ Through Radicale, a GET of one item costs the principal look-up, the share
 look-ups and the item: three statements in a transaction, and more Python
 than stock Radicale spends reading the file. For the request clients make
 most (a user fetching an item of their own address book or calendar) this
-layer answers from one statement (:mod:`dav_cms.storage.item_row`) with the
+layer answers from one statement (:mod:`dav_cms.store.item_row`) with the
 answer Radicale would give: the same status, headers and body.
 
 Radicale still decides who the user is: the layer calls the configured auth
@@ -47,8 +47,8 @@ from dav_cms import policy
 from dav_cms.db import availability
 from dav_cms.policy import shares as policy_shares
 from dav_cms.storage import Storage
-from dav_cms.storage.item_row import ItemRowFound, ItemRowReader
 from dav_cms.storage.items import http_date, is_safe_href
+from dav_cms.store.item_row import ItemRowFound, ItemRowReader
 from dav_cms.web import fastpaths
 from dav_cms.web.listing_access import DAV_CMS_AUTH, RIGHTS_TYPES, sharing_modes
 from dav_cms.web.listing_options import direct_item_reads

@@ -49,7 +49,7 @@ from radicale.log import logger as request_logger
 
 from dav_cms.db import availability
 from dav_cms.storage import Storage
-from dav_cms.storage.listing import ListedCollection, Snapshot, collection_version, snapshot
+from dav_cms.store.listing import ListedCollection, Snapshot, collection_version, snapshot
 from dav_cms.web import fastpaths, listing_template, listing_xml
 from dav_cms.web import listing_request as req
 from dav_cms.web.capture import Capture
@@ -131,7 +131,7 @@ class Listing:
         request, data = qualified
         # Radicale's probe reads before the listing's snapshot: both show the same
         # collection when its version is the same before the probe and in the snapshot.
-        version = collection_version(self.storage, _sane_path(environ))
+        version = collection_version(self.storage.transactions, _sane_path(environ))
         probe = self._probe(environ, request, data)
         if probe.code != 207:
             if (
@@ -235,7 +235,7 @@ class Listing:
         href = own.findtext(req.DAV + "href") or ""
         if unquote(href) != _base_prefix(environ) + pathutils.unstrip_path(path, True):
             return None
-        snap = stack.enter_context(snapshot(self.storage))
+        snap = stack.enter_context(snapshot(self.storage.transactions))
         collection = self._collection(snap, path, (user, groups), request, version)
         if collection is None:
             return None

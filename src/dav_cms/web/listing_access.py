@@ -28,7 +28,7 @@ from radicale import rights as radicale_rights
 from dav_cms import policy, request_context
 from dav_cms.policy import shares as policy_shares
 from dav_cms.radicale_types import Configuration
-from dav_cms.storage.listing import Snapshot
+from dav_cms.store.listing import Snapshot
 from dav_cms.web.types import Environ
 
 DAV_CMS_RIGHTS = "dav_cms.rights"

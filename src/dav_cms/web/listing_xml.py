@@ -30,7 +30,7 @@ SYNC_FOUND = frozenset({req.GETETAG, req.GETCONTENTTYPE})
 
 
 class Row(Protocol):
-    """A row of :data:`dav_cms.storage.listing.ROW_COLUMNS`: what a ``<response>`` shows."""
+    """A row of :data:`dav_cms.store.listing.ROW_COLUMNS`: what a ``<response>`` shows."""
 
     @property
     def href(self) -> str:

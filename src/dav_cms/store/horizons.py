@@ -1,8 +1,8 @@
 """Keeping occurrence horizons ahead of time: walk again the items whose renewal has come.
 
-An item's occurrence rows reach :data:`~dav_cms.storage.occurrences.FUTURE`
+An item's occurrence rows reach :data:`~dav_cms.store.occurrences.FUTURE`
 past the time it was walked; its ``renew_at`` is
-:data:`~dav_cms.storage.occurrences.LOOKAHEAD` before that horizon (no sooner
+:data:`~dav_cms.store.occurrences.LOOKAHEAD` before that horizon (no sooner
 than a day after the walk). :func:`advance` walks again, in one batch as
 ``dav-cms reindex`` does, the items whose ``renew_at`` has come, those first
 whose time came first; rows of an older version (``renew_at`` 0 after the
@@ -30,7 +30,7 @@ from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import OccurrenceHorizon
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage import derived, index_versions, reindex
+from dav_cms.store import derived, index_versions, reindex
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Share
 from dav_cms.policy import shares as policy_shares
-from dav_cms.storage import sync
+from dav_cms.store import sync
 
 if TYPE_CHECKING:
-    from dav_cms.storage import Storage
+    from dav_cms.db.transaction import Transactions
 
 __all__ = ["BATCH", "ListedCollection", "Snapshot", "collection_version", "snapshot"]
 
@@ -61,10 +61,10 @@ class ListedCollection:
     version: tuple[Any, ...]
 
 
-def collection_version(storage: Storage, path: str) -> tuple[Any, ...] | None:
+def collection_version(transactions: Transactions, path: str) -> tuple[Any, ...] | None:
     """The version of the collection at ``path`` now (None: no such row); one statement."""
     stmt = select(*VERSION_COLUMNS).where(CollectionRow.path == path)
-    with storage.transactions.lookup() as connection:
+    with transactions.lookup() as connection:
         row = connection.execute(stmt).first()
     return None if row is None else tuple(row)
 
@@ -141,14 +141,14 @@ class Snapshot:
 
 
 @contextmanager
-def snapshot(storage: Storage) -> Iterator[Snapshot]:
+def snapshot(transactions: Transactions) -> Iterator[Snapshot]:
     """A read transaction of its own, closed on exit.
 
     Never the thread's unit of work or a request scope's transaction: the
     listing outlives the WSGI call that started it (its body is written
     later), and nothing else running on the thread may join or end it.
     """
-    engine = storage.transactions.engine
+    engine = transactions.engine
     session = Session(engine, expire_on_commit=False, autoflush=False)
     try:
         if engine.dialect.name == "postgresql":

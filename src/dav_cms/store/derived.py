@@ -2,8 +2,8 @@
 
 What ``dav-cms reindex`` writes and ``dav-cms verify`` compares with what is
 stored: the same functions the storage calls when an item is written
-(:mod:`~dav_cms.storage.cardindex`, :mod:`~dav_cms.storage.calindex`,
-:mod:`~dav_cms.storage.occurrences`), on the text as stored, parsed the way
+(:mod:`~dav_cms.store.cardindex`, :mod:`~dav_cms.store.calindex`,
+:mod:`~dav_cms.store.occurrences`), on the text as stored, parsed the way
 Radicale's filters parse it.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField, OccurrenceHorizon
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import calindex, cardindex, index_versions, occurrences
+from dav_cms.store import calindex, cardindex, index_versions, occurrences
 
 # The columns of a :class:`Source`.
 SOURCE_COLUMNS = (

@@ -1,6 +1,6 @@
 """Do an item's stored derived rows agree with its text? (``dav-cms verify``)
 
-Each item's rows are computed again in memory (:mod:`dav_cms.storage.derived`)
+Each item's rows are computed again in memory (:mod:`dav_cms.store.derived`)
 and compared with what is stored: ``card_fields`` as a multiset with their
 versions, the words of the ``card_search`` text (in any order: the order of a
 vCard's properties may differ between the parsed upload and its text), and
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardField, CardSearch
-from dav_cms.storage import derived, index_versions, occurrences, searchtext
+from dav_cms.store import derived, index_versions, occurrences, searchtext
 
 KINDS = frozenset(index_versions.KINDS)
 # (collection id, name, value_folded, value_digits, version) of a card_fields row.

@@ -28,8 +28,8 @@ from sqlalchemy import ColumnElement, and_, func, select
 from dav_cms.db.batches import SQLITE_PAUSE_SECONDS, Limits, Progress, with_busy_retries
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.transaction import Transactions
-from dav_cms.storage import derived
-from dav_cms.storage.scope import Scope
+from dav_cms.store import derived
+from dav_cms.store.scope import Scope
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ one per item, so those rules are expressed exactly in SQL. Anything else
 (``i;octet`` or an unknown collation, param-filter, other properties or
 components, VALARM, a time-range that Radicale would read oddly) is left to
 Radicale's own filter. A component's time-range is answered from the item's
-occurrence rows (:mod:`dav_cms.storage.occurrences`) when they are exact for it.
+occurrence rows (:mod:`dav_cms.store.occurrences`) when they are exact for it.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, aliased
 from dav_cms.db.models import CardField
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.radicale_types import VComponent
-from dav_cms.storage import cardindex, occurrences
-from dav_cms.storage.index_versions import CALENDAR as VERSION
+from dav_cms.store import cardindex, occurrences
+from dav_cms.store.index_versions import CALENDAR as VERSION
 
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 PROPERTIES = ("SUMMARY", "DESCRIPTION", "LOCATION")

@@ -1,6 +1,6 @@
 """The ``card_search`` rows: one search text per stored vCard, kept with its ``card_fields``.
 
-:mod:`dav_cms.storage.cardindex` calls these wherever it writes a vCard's index
+:mod:`dav_cms.store.cardindex` calls these wherever it writes a vCard's index
 rows, in the same transaction, so ``card_search`` is exact at every commit.
 Deleting an item or a collection removes the row by the foreign-key cascade
 (on SQLite the FTS5 table follows through its triggers).
@@ -15,7 +15,7 @@ from sqlalchemy import Select, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from dav_cms.db.models import CardSearch
-from dav_cms.storage.searchtext import body
+from dav_cms.store.searchtext import body
 
 INSERT_BATCH = 1000
 
@@ -38,7 +38,7 @@ def stored_row(item_id: int) -> Select[None, int, None, str, None, None]:
     """The item's search row shaped as a ``card_fields`` read (id, collection_id, name,
     value_folded, value_digits, version): (NULL, collection id, NULL, body, NULL, NULL).
 
-    :func:`dav_cms.storage.cardindex.stored_rows` reads it with the item's
+    :func:`dav_cms.store.cardindex.stored_rows` reads it with the item's
     index rows in one statement.
     """
     return select(null(), CardSearch.collection_id, null(), CardSearch.body, null(), null()).where(

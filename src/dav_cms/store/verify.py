@@ -2,7 +2,7 @@
 
 Every item must parse, match its etag and UID, and its derived rows (card and
 calendar-text index, search text, occurrences) must agree with its text
-(:mod:`dav_cms.storage.index_check`). Items are read collection by collection
+(:mod:`dav_cms.store.index_check`). Items are read collection by collection
 in batches of :data:`BATCH`, all in one read transaction (one snapshot: a
 client's write meanwhile is not mistaken for a difference), so memory stays
 bounded whatever the size of the database.
@@ -21,14 +21,13 @@ from sqlalchemy import select
 
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
-from dav_cms.storage import derived, index_check
-from dav_cms.storage.scope import Scope
+from dav_cms.store import derived, index_check
+from dav_cms.store.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from dav_cms.db.transaction import Transactions
-    from dav_cms.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +50,10 @@ class Tally:
     invalid: int = 0
 
 
-def verify_storage(storage: Storage) -> bool:
-    """Log every broken item; True when none is."""
+def verify_all(transactions: Transactions, max_occurrence: int) -> bool:
+    """Log every broken item; True when none is (``radicale --verify-storage``)."""
     tally = Tally()
-    for problem in problems(storage.transactions, storage.max_rrule_occurrence, tally=tally):
+    for problem in problems(transactions, max_occurrence, tally=tally):
         logger.error("Invalid item %r: %s", problem.path, problem.message)
     logger.info("Verified %d items, %d invalid", tally.items, tally.invalid)
     return tally.invalid == 0

@@ -8,10 +8,10 @@ filter, which reads the stored text, until ``dav-cms reindex`` (or, for
 occurrences, the horizon schedule) rebuilds them.
 
 Raise a number whenever the rows the code builds for the same text change:
-what :func:`dav_cms.storage.cardindex.field_rows` or
-:func:`dav_cms.storage.searchtext.body` produce (cards), what
-:func:`dav_cms.storage.calindex.field_rows` produces (calendar), or the walk of
-:mod:`dav_cms.storage.occurrences` (occurrences).
+what :func:`dav_cms.store.cardindex.field_rows` or
+:func:`dav_cms.store.searchtext.body` produce (cards), what
+:func:`dav_cms.store.calindex.field_rows` produces (calendar), or the walk of
+:mod:`dav_cms.store.occurrences` (occurrences).
 """
 
 from __future__ import annotations
