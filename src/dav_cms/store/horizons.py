@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import OccurrenceHorizon
@@ -44,25 +44,13 @@ KINDS = frozenset({"occurrences"})
 
 def advance(transactions: Transactions, now: int, limit: int = BATCH) -> int:
     """Walk again up to ``limit`` items whose renewal is due at ``now``; how many were written."""
-    with transactions.session() as session:
-        due = (
-            select(OccurrenceHorizon.item_id)
-            .where(OccurrenceHorizon.renew_at <= now)
-            .order_by(OccurrenceHorizon.renew_at, OccurrenceHorizon.item_id)
-            .limit(limit)
-        )
-        rows = session.execute(
-            derived.select_sources(ItemRow.id.in_(due.scalar_subquery()), 0, limit)
-        )
-        sources = [derived.source_of(row) for row in rows]
-    batch = []
-    for source in sources:
-        try:
-            batch.append(derived.derive(source, KINDS, now))
-        except ValueError:
-            # Cannot be parsed any more: its rows are dropped, Radicale answers for it.
-            batch.append(derived.Derived(source, walked=True))
-    return reindex.run_with_retries(reindex.write_batch, transactions, batch)
+    due = (
+        select(OccurrenceHorizon.item_id)
+        .where(OccurrenceHorizon.renew_at <= now)
+        .order_by(OccurrenceHorizon.renew_at, OccurrenceHorizon.item_id)
+        .limit(limit)
+    )
+    return _rebuild(transactions, ItemRow.id.in_(due.scalar_subquery()), KINDS, now, limit)
 
 
 def rebuild_stale(transactions: Transactions, now: int, limit: int = BATCH) -> int:
@@ -73,14 +61,26 @@ def rebuild_stale(transactions: Transactions, now: int, limit: int = BATCH) -> i
     batch, as ``dav-cms reindex`` would.
     """
     kinds = frozenset(index_versions.KINDS)
+    return _rebuild(transactions, derived.stale(kinds, now), kinds, now, limit)
+
+
+def _rebuild(
+    transactions: Transactions,
+    condition: ColumnElement[bool],
+    kinds: frozenset[str],
+    now: int,
+    limit: int,
+) -> int:
+    """Rebuild the ``kinds`` rows of up to ``limit`` items matching ``condition`` in one batch."""
     with transactions.session() as session:
-        rows = session.execute(derived.select_sources(derived.stale(kinds, now), 0, limit))
+        rows = session.execute(derived.select_sources(condition, 0, limit))
         sources = [derived.source_of(row) for row in rows]
     batch = []
     for source in sources:
         try:
             batch.append(derived.derive(source, kinds, now))
         except ValueError:
+            # Cannot be parsed any more: its rows are dropped, Radicale answers for it.
             batch.append(derived.Derived(source, walked=True))
     if not batch:
         return 0

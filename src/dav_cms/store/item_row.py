@@ -78,18 +78,10 @@ STATEMENT = (
 # The share rows the access policy needs to resolve an item path: those stored at one of
 # the paths Radicale's resolver asks for, and every placeholder row (without the JSON
 # columns, which only Radicale's answer for a shared path reads).
-SHARE_FIELDS = (
-    "ShareType",
-    "PathOrToken",
-    "PathMapped",
-    "Conversion",
-    "Owner",
-    "User",
-    "Permissions",
-    "EnabledByOwner",
-    "EnabledByUser",
-    "HiddenByOwner",
-    "HiddenByUser",
+SHARE_FIELDS = tuple(
+    field
+    for field in shares.FIELDS
+    if field not in shares.JSON_FIELDS and not field.startswith("Timestamp")
 )
 BOOLEAN_FIELDS = ("EnabledByOwner", "EnabledByUser", "HiddenByOwner", "HiddenByUser")
 SHARE_STATEMENT = (
