@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from radicale import storage as radicale_storage
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from dav_cms import accounts
 from dav_cms.db.models import OccurrenceHorizon
@@ -254,3 +254,30 @@ def test_calendar_query_far_ahead_over_http(server: ServerProcess) -> None:
     storage = radicale_storage.load(factories.radicale_configuration(server.database_url))
     start = int(tuesday.timestamp())
     assert answer(storage, stamp(start), stamp(start + 3 * 3600)) == (["daily.ics"], {True})
+
+
+def test_the_keeper_runs_out_of_work_with_items_that_cannot_be_exact(
+    storage: Any, migrated_db_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item whose occurrences cannot be exact (no horizon row) is not walked on every batch.
+
+    Radicale's normalisation leaves few such items, so one is made so: the walk
+    answers "cannot be exact" for it, as it does for what Radicale's filter
+    cannot reproduce.
+    """
+    real_walk = occurrences.walk
+
+    def walk(vobject_item: Any, component: str, now: int) -> Any:
+        if vobject_item.vevent.uid.value == "odd":
+            return None
+        return real_walk(vobject_item, component, now)
+
+    monkeypatch.setattr(occurrences, "walk", walk)
+    upload(storage, "odd.ics", event("odd", "20230102T090000Z", "FREQ=DAILY;COUNT=3"))
+    upload(storage, "daily.ics", DAILY_2023)
+    with get_engine(migrated_db_url).connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(OccurrenceHorizon)) == 1
+    keeper = horizons.HorizonKeeper(storage.transactions, clock=clock)
+    clock.now = mark_of(migrated_db_url, "daily")["renew_at"] - DAY
+    assert keeper.run_once() == 0  # nothing due, and the odd item is no work either
+    assert keeper.run_once() == 0

@@ -10,15 +10,17 @@ tests/test_differential.py and Radicale's own suite (compat/).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from radicale import sharing as radicale_sharing
 from radicale.app import put as radicale_put
 from radicale.sharing import common
 
-from dav_cms import shares
+from dav_cms import shares, sharing
 from dav_cms.importers import ics
 from dav_cms.policy import shares as policy_shares
 
@@ -106,3 +108,32 @@ def test_winner_at_a_path_is_radicales(
     for field in ("PathMapped", "Owner", "User"):
         assert got[field] == want[field]
     assert set(got["Permissions"]) == set(want["Permissions"])
+
+
+def test_resolving_a_link_never_logs_its_token(caplog: pytest.LogCaptureFixture) -> None:
+    """The sharing plugin's log lines name a link's share, never its path (the secret)."""
+    token = "/.token/v1/" + "S" * 44 + "/"
+    record = {
+        "ShareType": "token",
+        "PathOrToken": token,
+        "PathMapped": "/alice/book/",
+        "Owner": "alice",
+        "User": "alice",
+        "Permissions": "r",
+        "EnabledByOwner": True,
+        "EnabledByUser": True,
+        "HiddenByOwner": False,
+        "HiddenByUser": False,
+        "Properties": {},
+        "Actions": {},
+        "Conversion": "",
+    }
+    with caplog.at_level(logging.INFO, logger="dav_cms.sharing"):
+        found = sharing._as_share(record, token + "a.vcf", "")
+        refused = sharing._as_share(policy_shares.Refused("token-not-found"), token, "")
+    assert found is not None
+    assert found["PathOrToken"] == token
+    assert refused == {"error": "token-not-found"}
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert all("S" * 44 not in message and "a share link" in message for message in messages)

@@ -447,13 +447,15 @@ def _as_share(
     """The policy's answer in the shape Radicale's resolver hands to its request handlers."""
     if found is None:
         return None
+    # A link's path holds its secret token: it is never written to the log.
+    shown = "a share link" if path.startswith(shares.TOKEN_PREFIX) else repr(path)
     if isinstance(found, policy_shares.Refused):
-        logger.info("sharing: %r for %r not resolved: %s", path, user, found.reason)
+        logger.info("sharing: %s for %r not resolved: %s", shown, user, found.reason)
         return {"error": found.reason}
     logger.info(
-        "sharing/%s: resolved %r->%r, user %r->%r, Permissions=%r",
+        "sharing/%s: resolved %s->%r, user %r->%r, Permissions=%r",
         found["ShareType"],
-        found["PathOrToken"],
+        shown,
         found["PathMapped"],
         user,
         found["Owner"],

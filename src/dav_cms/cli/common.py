@@ -35,6 +35,13 @@ def add_database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scope_options(parser: argparse.ArgumentParser) -> None:
+    """``--user LOGIN | --collection PATH``: the part of the store a command works on."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--user", metavar="LOGIN", help="only the collections of this user")
+    where.add_argument("--collection", metavar="PATH", help="only this collection, e.g. alice/cal")
+
+
 def database_url(args: argparse.Namespace, *, prepare: bool = True) -> str:
     """The URL the command works on; with ``prepare``, a database at the current schema."""
     url = resolve_database_url(getattr(args, "database_url", None))

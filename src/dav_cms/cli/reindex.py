@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dav_cms.cli.common import CliError, Subparsers, add_database_option, database_url
-from dav_cms.cli.transfer import batch_progress, batch_size_option
+from dav_cms.cli.common import (
+    CliError,
+    Subparsers,
+    add_database_option,
+    add_scope_options,
+    database_url,
+)
+from dav_cms.cli.transfer import add_batch_size_option, batch_progress
 from dav_cms.db import batches
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
@@ -28,9 +34,7 @@ def register(subparsers: Subparsers) -> None:
             "run again after an interruption to continue."
         ),
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--user", metavar="LOGIN", help="only the collections of this user")
-    where.add_argument("--collection", metavar="PATH", help="only this collection, e.g. alice/cal")
+    add_scope_options(parser)
     parser.add_argument(
         "--kind", choices=KIND_CHOICES, default="all", help="which rows (default: all)"
     )
@@ -44,15 +48,7 @@ def register(subparsers: Subparsers) -> None:
         metavar="ID",
         help="start after this item id (continues an interrupted --all run)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=batch_size_option,
-        default=batches.DEFAULT_BATCH_SIZE,
-        metavar="N",
-        help="items per transaction (at most; a batch also ends after about "
-        f"{batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
-        f"{batches.DEFAULT_BATCH_SIZE})",
-    )
+    add_batch_size_option(parser)
     add_database_option(parser)
     parser.set_defaults(func=_reindex)
 

@@ -32,15 +32,7 @@ def register(subparsers: Subparsers) -> None:
     imp.add_argument(
         "--strict", action="store_true", help="abort (import nothing) on the first bad entry"
     )
-    imp.add_argument(
-        "--batch-size",
-        type=batch_size_option,
-        default=batches.DEFAULT_BATCH_SIZE,
-        metavar="N",
-        help="items per transaction (at most; a batch also ends after about "
-        f"{batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
-        f"{batches.DEFAULT_BATCH_SIZE})",
-    )
+    add_batch_size_option(imp)
     add_database_option(imp)
     imp.set_defaults(func=_import)
     exp = subparsers.add_parser("export", help="export a collection to .vcf, .ics or .csv")
@@ -59,6 +51,19 @@ def _encoding(name: str) -> str:
         return decoding.check_encoding(name)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_batch_size_option(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size N``, shared by the commands that work in short transactions."""
+    parser.add_argument(
+        "--batch-size",
+        type=batch_size_option,
+        default=batches.DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="items per transaction (at most; a batch also ends after about "
+        f"{batches.DEFAULT_BATCH_SECONDS:g} s of work; default "
+        f"{batches.DEFAULT_BATCH_SIZE})",
+    )
 
 
 def batch_size_option(text: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 
 from radicale import config as radicale_config
 
-from dav_cms.cli.common import Subparsers, add_database_option, database_url
+from dav_cms.cli.common import Subparsers, add_database_option, add_scope_options, database_url
 from dav_cms.db.session import get_engine
 from dav_cms.db.transaction import Transactions
 from dav_cms.store import verify
@@ -24,9 +24,7 @@ def register(subparsers: Subparsers) -> None:
             "the items that do not, and exits with status 1 if there is one."
         ),
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--user", metavar="LOGIN", help="only the collections of this user")
-    where.add_argument("--collection", metavar="PATH", help="only this collection, e.g. alice/cal")
+    add_scope_options(parser)
     add_database_option(parser)
     parser.set_defaults(func=_verify)
 

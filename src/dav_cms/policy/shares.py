@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from radicale import pathutils
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import bindparam, or_, select
 
 from dav_cms import shares
 from dav_cms.db import inlist
@@ -40,11 +40,11 @@ __all__ = [
     "Refused",
     "ShareRows",
     "applies",
-    "candidate_records",
     "is_placeholder",
     "resolve",
     "resolve_map",
     "resolve_token",
+    "rows_from",
     "shared_with",
     "under",
 ]
@@ -87,12 +87,18 @@ class Refused:
     reason: str
 
 
-def candidate_records(connection: Connection, share_type: str, path_or_token: str) -> list[Record]:
-    """The records that may resolve ``path_or_token`` (one statement on ``connection``)."""
-    rows = connection.execute(
-        CANDIDATES, {"share_type": share_type, "path_or_token": path_or_token}
-    )
-    return [shares.to_record(row) for row in rows]  # type: ignore[arg-type]
+def rows_from(records: Sequence[Record]) -> ShareRows:
+    """:data:`ShareRows` over records already read (at least those that may resolve the paths)."""
+
+    def rows_of(share_type: str, path_or_token: str) -> list[Record]:
+        return [
+            record
+            for record in records
+            if record["ShareType"] == share_type
+            and (record["PathOrToken"] == path_or_token or is_placeholder(record))
+        ]
+
+    return rows_of
 
 
 def is_placeholder(record: Record) -> bool:

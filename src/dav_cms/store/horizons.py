@@ -5,8 +5,8 @@ past the time it was walked; its ``renew_at`` is
 :data:`~dav_cms.store.occurrences.LOOKAHEAD` before that horizon (no sooner
 than a day after the walk). :func:`advance` walks again, in one batch as
 ``dav-cms reindex`` does, the items whose ``renew_at`` has come, those first
-whose time came first; rows of an older version (``renew_at`` 0 after the
-migration) come first of all. Every write of an item also walks it again.
+whose time came first, and those of an older version (``renew_at`` 0 after
+the migration, so they come first of all). Every write of an item also walks it again.
 
 :class:`HorizonKeeper` calls :func:`advance` and :func:`rebuild_stale` every
 :data:`INTERVAL` seconds (every :data:`BUSY_INTERVAL` while there is work left)
@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import OccurrenceHorizon
@@ -40,13 +40,20 @@ INTERVAL = 60.0
 # Seconds between two batches while there is work left (clients get the database between).
 BUSY_INTERVAL = 1.0
 KINDS = frozenset({"occurrences"})
+# What rebuild_stale takes: every item has a marker row of these once indexed.
+TEXT_KINDS = frozenset({"cards", "calendar"})
 
 
 def advance(transactions: Transactions, now: int, limit: int = BATCH) -> int:
     """Walk again up to ``limit`` items whose renewal is due at ``now``; how many were written."""
     due = (
         select(OccurrenceHorizon.item_id)
-        .where(OccurrenceHorizon.renew_at <= now)
+        .where(
+            or_(
+                OccurrenceHorizon.renew_at <= now,
+                OccurrenceHorizon.version != index_versions.OCCURRENCES,
+            )
+        )
         .order_by(OccurrenceHorizon.renew_at, OccurrenceHorizon.item_id)
         .limit(limit)
     )
@@ -54,14 +61,15 @@ def advance(transactions: Transactions, now: int, limit: int = BATCH) -> int:
 
 
 def rebuild_stale(transactions: Transactions, now: int, limit: int = BATCH) -> int:
-    """Rebuild up to ``limit`` items whose rows of any kind are missing or of an older version.
+    """Rebuild up to ``limit`` items whose card or calendar-text rows are missing or older.
 
     After an upgrade that changes an index (revision 0008 marks every row
     "unknown"), the server brings the rows up to date by itself, batch by
-    batch, as ``dav-cms reindex`` would.
+    batch, as ``dav-cms reindex`` would. Occurrences are :func:`advance`'s:
+    an item whose occurrences cannot be exact has no horizon row at all, and
+    taking such items here would walk them again on every batch, for ever.
     """
-    kinds = frozenset(index_versions.KINDS)
-    return _rebuild(transactions, derived.stale(kinds, now), kinds, now, limit)
+    return _rebuild(transactions, derived.stale(TEXT_KINDS, now), TEXT_KINDS, now, limit)
 
 
 def _rebuild(

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from radicale import pathutils
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,6 @@ from dav_cms import shares
 from dav_cms.db.models import Collection as CollectionRow
 from dav_cms.db.models import Item as ItemRow
 from dav_cms.db.models import Share
-from dav_cms.policy import shares as policy_shares
 from dav_cms.store import sync
 
 if TYPE_CHECKING:
@@ -106,26 +106,25 @@ class Snapshot:
         return self.session.execute(stmt).first() is not None
 
     def share_records(self, path: str) -> list[dict[str, Any]]:
-        """The share records whose path may be at or below ``/path`` for some user.
+        """The share records that may resolve ``/path/`` or be listed in it, for some user.
 
-        Those stored there, and every record with a per-user placeholder (the
-        access policy, :mod:`dav_cms.policy.shares`, says which apply to whom).
+        Those stored at or below it or at its parent (where Radicale's resolver
+        looks next), and every record with a per-user placeholder; the access
+        policy (:mod:`dav_cms.policy.shares`) says which apply to whom.
         """
+        parent = pathutils.parent_path(pathutils.unstrip_path(path, True))
         stmt = (
             select(Share)
             .where(
                 or_(
                     Share.path_or_token.startswith(f"/{path}", autoescape=True),
+                    Share.path_or_token == parent,
                     shares.placeholder_rows(),
                 )
             )
             .order_by(Share.id)
         )
         return [shares.to_record(row) for row in self.session.scalars(stmt)]
-
-    def share_candidates(self, share_type: str, path_or_token: str) -> list[dict[str, Any]]:
-        """The records that may resolve ``path_or_token`` (:data:`dav_cms.policy.ShareRows`)."""
-        return policy_shares.candidate_records(self.session.connection(), share_type, path_or_token)
 
     def rows(self, collection_id: int, max_size: int | None = None) -> Iterator[Sequence[Any]]:
         """The collection's items (of at most ``max_size`` bytes) by id, in batches of rows."""

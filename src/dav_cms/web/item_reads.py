@@ -33,7 +33,6 @@ import time
 import zlib
 from collections.abc import Iterable
 from http import client
-from typing import Any
 
 from radicale import auth as radicale_auth
 from radicale import config as radicale_config
@@ -241,16 +240,7 @@ class ItemReads:
         """Whether the access policy says ``path`` means itself for ``user`` (no share maps it)."""
         if not self.modes.enabled:
             return True
-        records = self.reader.share_records(path)
-
-        def rows_of(share_type: str, asked: str) -> list[dict[str, Any]]:
-            return [
-                record
-                for record in records
-                if record["ShareType"] == share_type
-                and (record["PathOrToken"] == asked or policy_shares.is_placeholder(record))
-            ]
-
+        rows_of = policy_shares.rows_from(self.reader.share_records(path))
         return policy.target(rows_of, path, user, frozenset(groups), self.modes).is_own_path
 
     def _trusted(self, found: ItemRowFound | None) -> bool:

@@ -98,12 +98,11 @@ class Access:
         if not self.modes.enabled:
             return True
         folder = "/" + path + "/"
-        found = policy.target(snap.share_candidates, folder, user, groups, self.modes)
+        records = snap.share_records(path)  # one statement for both questions
+        found = policy.target(policy_shares.rows_from(records), folder, user, groups, self.modes)
         if not found.is_own_path:
             return False
-        if not self.modes.by_map:
-            return True
-        return not policy_shares.under(snap.share_records(path), folder, user, groups)
+        return not (self.modes.by_map and policy_shares.under(records, folder, user, groups))
 
     def may_read(self, user: str, path: str, snap: Snapshot) -> bool:
         """Whether ``user`` may read the collection at ``path`` (dav_cms's on the snapshot)."""
